@@ -1,0 +1,106 @@
+"""The generator protocol: controls in, a frame tensor out.
+
+A generator knows torch and nothing of windows or GL. The frame loop sends it a
+`Params` (values for its controls, the frame's time) and takes back an image tensor.
+Every control is a mapping target; its name is dotted (`latent.position`,
+`gen.zoom`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Control:
+    """One mappable generator control.
+
+    Attributes:
+        name: the target name, e.g. "latent.speed".
+        default: value when nothing maps to it.
+        lo, hi: the useful range (mapping output ranges are checked against it;
+            values outside are clamped by the generator where it matters).
+        doc: one line for `run_show.py targets`.
+        integrates: when set, this control is a rate per second: the mapping engine
+            integrates it over frame time into a state value of that name (e.g.
+            "latent.speed" integrates into "latent.phase"), so motion is frame-rate
+            independent and exact offline.
+    """
+
+    name: str
+    default: float
+    lo: float
+    hi: float
+    doc: str
+    integrates: str | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """Control values for one frame.
+
+    Attributes:
+        frame: the frame index since the show began.
+        t_s: the frame's time in seconds (monotonic live, frame / fps offline).
+        values: every control's value, plus integrated states (e.g. "latent.phase").
+    """
+
+    frame: int
+    t_s: float
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[name]
+
+    def get(self, name: str, default: float = 0.0) -> float:
+        """The value of `name`, or `default`. Thread: any."""
+        return self.values.get(name, default)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What every generator family provides.
+
+    Attributes:
+        kind: the show's `[generator] kind`.
+        device: where it renders.
+        size_px: (width, height) of its frames.
+        controls: its mappable controls.
+    """
+
+    kind: str
+    device: torch.device
+    size_px: tuple[int, int]
+    controls: tuple[Control, ...]
+
+    def render(self, params: Params) -> torch.Tensor:
+        """Render one frame.
+
+        Args:
+            params: control values; missing controls take their defaults.
+        Returns:
+            (3, H, W) float tensor in [0, 1] on `device`.
+        Raises:
+            GeneratorError: the model cannot render these params.
+        Thread: the generator worker only (the model is not shared).
+        """
+        ...
+
+
+def defaults(controls: tuple[Control, ...]) -> dict[str, float]:
+    """Each control's default value by name. Thread: any."""
+    return {c.name: c.default for c in controls}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The torch device for `name`: "auto" takes CUDA when present, else the CPU.
+
+    Thread: any.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,286 @@
+"""Load and validate a show: one TOML file naming a generator, outputs, inputs,
+mapping files and the shader passes.
+
+    [show]       name, description
+    [generator]  kind, seed, size, weights, device, and options of that kind
+    [output]     size, fps, fullscreen, monitor, vsync
+    [inputs.osc] host, port
+    mappings = ["../mappings/demo.toml"]    (top level, before any table)
+    [[effects]]  shader, name
+
+Relative paths resolve against the show file's folder. A shader is a name found in
+the project's shaders/ folder (`kaleido` -> shaders/kaleido.glsl) or a path ending
+in .glsl. Every mistake is a ConfigError naming the file, line, key and what was
+expected; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime import PROJECT_ROOT
+from runtime.config import Table, load_toml, suggest
+
+SHADER_DIR = PROJECT_ROOT / "shaders"
+GENERATOR_KINDS = ("cppn", "stylegan", "biggan")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The `[generator]` table.
+
+    Attributes:
+        kind: generator family ("cppn", "stylegan", "biggan").
+        seed: the seed every random choice of the generator starts from.
+        size_px: (width, height) of generated frames.
+        weights: the checkpoint path, for families that need one.
+        device: "auto", "cpu" or "cuda[:N]".
+        options: the family's own keys, read strictly by the family's builder.
+    """
+
+    kind: str
+    seed: int
+    size_px: tuple[int, int]
+    weights: Path | None
+    device: str
+    options: Table
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The `[output]` table: canvas and window.
+
+    Attributes:
+        size_px: (width, height) of the canvas the shader chain renders at; also the
+            window size and the headless render size.
+        fps: the fixed frame rate (the frame budget is 1 / fps).
+        fullscreen: open fullscreen on `monitor`.
+        monitor: monitor index for fullscreen (`run_show.py devices` lists them).
+        vsync: wait for the display's refresh on swap.
+    """
+
+    size_px: tuple[int, int] = (1280, 720)
+    fps: float = 30.0
+    fullscreen: bool = False
+    monitor: int = 0
+    vsync: bool = True
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    """The `[inputs.osc]` table. port 0 takes any free port (tests use it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+
+
+@dataclass(frozen=True)
+class EffectConfig:
+    """One `[[effects]]` pass: its target prefix name and its shader file."""
+
+    name: str
+    shader_path: Path
+
+
+@dataclass(frozen=True)
+class Show:
+    """A validated show.
+
+    Attributes:
+        path: the show file.
+        name: display name.
+        description: free text.
+        generator: the generator table.
+        output: the output table.
+        osc: the OSC input, or None when the show has none.
+        mapping_paths: mapping files, in order.
+        effects: shader passes, in order.
+        inputs: other `[inputs.*]` tables, read by their input modules.
+    """
+
+    path: Path
+    name: str
+    description: str
+    generator: GeneratorConfig
+    output: OutputConfig
+    osc: OscConfig | None
+    mapping_paths: tuple[Path, ...]
+    effects: tuple[EffectConfig, ...]
+    inputs: dict[str, Table] = field(default_factory=dict)
+
+
+def load_show(path: str | Path) -> Show:
+    """Read and validate a show file (not its mapping files: see runtime.mapping).
+
+    Args:
+        path: the show's TOML file.
+    Returns:
+        The validated Show.
+    Raises:
+        ConfigError: naming the file, line, key and what was expected.
+    Thread: any.
+    """
+    path = Path(path)
+    data, text = load_toml(path)
+    top = Table(data, file=path, text=text, name="")
+    base = path.parent
+
+    show_t = top.take_table("show")
+    name = show_t.take("name", str, path.stem)
+    description = show_t.take("description", str, "")
+    show_t.finish()
+
+    generator = _generator(top.take_table("generator"), base)
+    output = _output(top.take_table("output"))
+
+    inputs_t = top.take_table("inputs")
+    osc = None
+    if "osc" in inputs_t.data:
+        osc = _osc(inputs_t.take_table("osc", header="inputs.osc"))
+    other_inputs = {
+        key: Table(value, file=path, text=text, name=f"inputs.{key}", header=f"inputs.{key}")
+        for key, value in inputs_t.rest().items()
+        if isinstance(value, dict)
+    }
+
+    mapping_paths = tuple(
+        _existing(top, "mappings", base / p)
+        for p in top.take("mappings", list, [], check=_all_strings)
+    )
+
+    effects = _effects(top, base)
+    top.finish()
+    return Show(
+        path=path,
+        name=name,
+        description=description,
+        generator=generator,
+        output=output,
+        osc=osc,
+        mapping_paths=mapping_paths,
+        effects=effects,
+        inputs=other_inputs,
+    )
+
+
+def _generator(t: Table, base: Path) -> GeneratorConfig:
+    kind = t.take("kind", str, "cppn", check=_one_of(GENERATOR_KINDS))
+    seed = t.take("seed", int, 0, check=_non_negative)
+    size_px = _size(t, "size", (512, 512))
+    weights_s = t.take("weights", str, None)
+    device = t.take("device", str, "auto", check=_device)
+    weights = base / weights_s if weights_s else None
+    if kind != "cppn" and weights is None:
+        raise t.error(None, f"kind '{kind}' needs 'weights' (a checkpoint path)")
+    options = Table(
+        t.rest(), file=t.file, text=t.text, name="generator", header="generator"
+    )
+    t.finish()
+    return GeneratorConfig(kind, seed, size_px, weights, device, options)
+
+
+def _output(t: Table) -> OutputConfig:
+    out = OutputConfig(
+        size_px=_size(t, "size", OutputConfig.size_px),
+        fps=t.take("fps", float, OutputConfig.fps, check=_range(1.0, 240.0)),
+        fullscreen=t.take("fullscreen", bool, False),
+        monitor=t.take("monitor", int, 0, check=_non_negative),
+        vsync=t.take("vsync", bool, True),
+    )
+    t.finish()
+    return out
+
+
+def _osc(t: Table) -> OscConfig:
+    osc = OscConfig(
+        host=t.take("host", str, OscConfig.host),
+        port=t.take("port", int, OscConfig.port, check=_range(0, 65535)),
+    )
+    t.finish()
+    return osc
+
+
+def _effects(top: Table, base: Path) -> tuple[EffectConfig, ...]:
+    entries = top.take("effects", list, [])
+    effects: list[EffectConfig] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise top.error("effects", "expected [[effects]] tables")
+        t = Table(entry, file=top.file, text=top.text, name=f"effects #{i + 1}",
+                  header="[effects]", index=i)
+        shader = t.take("shader", str)
+        default_name = Path(shader).stem if shader.endswith(".glsl") else shader
+        name = t.take("name", str, default_name, check=_identifier)
+        t.finish()
+        if shader.endswith(".glsl"):
+            shader_path = base / shader
+        else:
+            shader_path = SHADER_DIR / f"{shader}.glsl"
+        if not shader_path.is_file():
+            known = sorted(p.stem for p in SHADER_DIR.glob("*.glsl"))
+            raise t.error(
+                "shader",
+                f"no shader file {shader_path}{suggest(shader, known)}; "
+                f"shaders in {SHADER_DIR}: {', '.join(known)}",
+            )
+        if any(e.name == name for e in effects):
+            raise t.error("name", f"two effects are named '{name}': give one a 'name'")
+        effects.append(EffectConfig(name, shader_path))
+    return tuple(effects)
+
+
+def _size(t: Table, key: str, default: tuple[int, int]) -> tuple[int, int]:
+    value = t.take(key, (int, list), list(default))
+    if isinstance(value, int):
+        value = [value, value]
+    if len(value) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192 for v in value
+    ):
+        raise t.error(key, f"expected a size in px: N or [width, height], 16..8192; got {value!r}")
+    return (value[0], value[1])
+
+
+def _existing(t: Table, key: str, path: Path) -> Path:
+    if not path.is_file():
+        raise t.error(key, f"file not found: {path}")
+    return path
+
+
+def _one_of(options: tuple[str, ...]):
+    def check(value: Any) -> str | None:
+        if value in options:
+            return None
+        return f"expected one of {', '.join(options)}; got {value!r}{suggest(value, options)}"
+
+    return check
+
+
+def _range(lo: float, hi: float):
+    def check(value: Any) -> str | None:
+        return None if lo <= value <= hi else f"expected {lo}..{hi}, got {value!r}"
+
+    return check
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else f"expected 0 or more, got {value!r}"
+
+
+def _identifier(value: Any) -> str | None:
+    if _NAME_RE.match(value):
+        return None
+    return f"expected a name of lowercase letters, digits and _, got {value!r}"
+
+
+def _all_strings(value: Any) -> str | None:
+    return None if all(isinstance(v, str) for v in value) else "expected an array of paths"
+
+
+def _device(value: Any) -> str | None:
+    if re.match(r"^(auto|cpu|cuda(:\d+)?)$", value):
+        return None
+    return f"expected auto, cpu or cuda[:N], got {value!r}"
