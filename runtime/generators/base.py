@@ -29,6 +29,11 @@ class Control:
             integrates it over frame time into a state value of that name (e.g.
             "latent.speed" integrates into "latent.phase"), so motion is frame-rate
             independent and exact offline.
+        steps: when set, this control is a trigger: each rise above 0.5 adds 1 to
+            the state of that name, glided in over `glide_s` seconds (e.g.
+            "latent.hop" steps "latent.phase": a beat-synced hop to the next
+            keyframe).
+        glide_s: how long a step takes to arrive.
     """
 
     name: str
@@ -37,6 +42,8 @@ class Control:
     hi: float
     doc: str
     integrates: str | None = None
+    steps: str | None = None
+    glide_s: float = 0.25
 
 
 @dataclass(frozen=True)

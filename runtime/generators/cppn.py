@@ -27,6 +27,8 @@ CONTROLS = (
     Control("latent.position", 0.0, 0.0, 1.0, "place on the keyframe loop (fraction of the loop)"),
     Control("latent.speed", 0.08, -2.0, 2.0, "walk speed, keyframes per second",
             integrates="latent.phase"),
+    Control("latent.hop", 0.0, 0.0, 1.0, "trigger: glide to the next keyframe",
+            steps="latent.phase", glide_s=0.4),
     *(
         Control(f"latent.direction.{i}", 0.0, -3.0, 3.0, f"push along latent direction {i}")
         for i in range(DIRECTIONS)

@@ -1,0 +1,44 @@
+"""Live sources: each writes `source:path` signals to the SignalBus from its own thread.
+
+An input never imports torch or GL and never talks to a generator or a shader. It
+must not stop the show: an absent device is reported once (and retried where that
+makes sense); `status()` gives one line for the HUD.
+
+Inputs that follow the frame clock instead of a device (an audio file's features in
+an offline render) are FrameFeeds: the loop calls `update(bus, t_s)` once per frame.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from runtime.signals import SignalBus
+
+
+class Input(Protocol):
+    """A live source with its own thread(s)."""
+
+    name: str
+
+    def start(self) -> None:
+        """Open the device or socket and start its thread; never raises for an absent
+        device (reports and retries instead). Thread: main."""
+        ...
+
+    def stop(self) -> None:
+        """Stop threads and close the device; safe to call twice. Thread: main."""
+        ...
+
+    def status(self) -> str:
+        """One line for the HUD, e.g. 'osc 127.0.0.1:9000 1532 msgs, 2 bad'. Thread: any."""
+        ...
+
+
+class FrameFeed(Protocol):
+    """A source stepped by the frame clock (deterministic offline)."""
+
+    name: str
+
+    def update(self, bus: SignalBus, t_s: float) -> None:
+        """Write the signals for the frame at `t_s`; must not block. Thread: main."""
+        ...
