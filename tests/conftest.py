@@ -1,0 +1,40 @@
+"""Shared test fixtures: a headless GL context, the upstream reference checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime import PROJECT_ROOT
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def gl_ctx():
+    """A standalone EGL OpenGL 3.3+ context (Mesa llvmpipe where there is no GPU)."""
+    import moderngl
+
+    try:
+        ctx = moderngl.create_standalone_context(backend="egl", require=330)
+    except Exception as exc:  # noqa: BLE001 - any failure means no headless GL here
+        pytest.fail(f"no headless EGL context: {exc}")
+    yield ctx
+    ctx.release()
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The upstream-made reference checkpoints (../shared/fixtures, or
+    $LATENTSTAGE_FIXTURES)."""
+    return Path(os.environ.get("LATENTSTAGE_FIXTURES", PROJECT_ROOT.parent / "shared" / "fixtures"))
+
+
+def need_fixture(fixtures_dir: Path, relative: str) -> Path:
+    """The fixture file, or skip the test with a reason naming the missing file."""
+    path = fixtures_dir / relative
+    if not path.exists():
+        pytest.skip(f"reference fixture missing: {path}")
+    return path
