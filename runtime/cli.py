@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; returns the process exit status. Thread: main."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # A bare show path means "play": `run_show.py shows/demo.toml`.
-    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS + ("help",):
+    if argv and not argv[0].startswith("-") and argv[0] not in (*COMMANDS, "help"):
         argv.insert(0, "play")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -67,7 +67,7 @@ def locate(text: str, header: str | None, key: str | None, index: int = 0) -> in
             return start + 1
     if key is None:
         return None
-    key_re = re.compile(r'^\s*("?)' + re.escape(key) + r'\1\s*=')
+    key_re = re.compile(r'^\s*("?)' + re.escape(key) + r"\1\s*=")
     for i in range(start + (header is not None), len(lines)):
         if header is not None and i > start and re.match(r"^\s*\[", lines[i]):
             break
@@ -172,9 +172,7 @@ class Table:
         """A sub-table (an empty one when absent). Thread: any."""
         value = self.take(key, dict, {})
         sub_header = header if header is not None else key
-        return Table(
-            value, file=self.file, text=self.text, name=sub_header, header=sub_header
-        )
+        return Table(value, file=self.file, text=self.text, name=sub_header, header=sub_header)
 
     def rest(self) -> dict[str, Any]:
         """The keys not yet taken, marking them known. Thread: any."""

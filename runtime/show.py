@@ -4,7 +4,7 @@ mapping files and the shader passes.
     [show]       name, description
     [generator]  kind, seed, size, weights, device, and options of that kind
     [output]     size, fps, fullscreen, monitor, vsync
-    [inputs.osc] host, port
+    [inputs.X]   one table per input (osc, midi, audio, clock, hands), read by its module
     mappings = ["../mappings/demo.toml"]    (top level, before any table)
     [[effects]]  shader, name
 
@@ -26,6 +26,7 @@ from runtime.config import Table, load_toml, suggest
 
 SHADER_DIR = PROJECT_ROOT / "shaders"
 GENERATOR_KINDS = ("cppn", "stylegan", "biggan")
+INPUT_KINDS = ("osc", "midi", "audio", "clock", "hands")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -71,14 +72,6 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
-class OscConfig:
-    """The `[inputs.osc]` table. port 0 takes any free port (tests use it)."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-
-
-@dataclass(frozen=True)
 class EffectConfig:
     """One `[[effects]]` pass: its target prefix name and its shader file."""
 
@@ -96,10 +89,9 @@ class Show:
         description: free text.
         generator: the generator table.
         output: the output table.
-        osc: the OSC input, or None when the show has none.
         mapping_paths: mapping files, in order.
         effects: shader passes, in order.
-        inputs: other `[inputs.*]` tables, read by their input modules.
+        inputs: the `[inputs.*]` tables by input kind, read strictly by their modules.
     """
 
     path: Path
@@ -107,10 +99,14 @@ class Show:
     description: str
     generator: GeneratorConfig
     output: OutputConfig
-    osc: OscConfig | None
     mapping_paths: tuple[Path, ...]
     effects: tuple[EffectConfig, ...]
     inputs: dict[str, Table] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        """The show file's folder: relative paths resolve against it."""
+        return self.path.parent
 
 
 def load_show(path: str | Path) -> Show:
@@ -138,14 +134,17 @@ def load_show(path: str | Path) -> Show:
     output = _output(top.take_table("output"))
 
     inputs_t = top.take_table("inputs")
-    osc = None
-    if "osc" in inputs_t.data:
-        osc = _osc(inputs_t.take_table("osc", header="inputs.osc"))
-    other_inputs = {
-        key: Table(value, file=path, text=text, name=f"inputs.{key}", header=f"inputs.{key}")
-        for key, value in inputs_t.rest().items()
-        if isinstance(value, dict)
-    }
+    inputs = {}
+    for key, value in inputs_t.rest().items():
+        if key not in INPUT_KINDS:
+            raise inputs_t.error(
+                key, f"unknown input{suggest(key, INPUT_KINDS)}; inputs: {', '.join(INPUT_KINDS)}"
+            )
+        if not isinstance(value, dict):
+            raise inputs_t.error(key, f"expected a table [inputs.{key}]")
+        inputs[key] = Table(
+            value, file=path, text=text, name=f"inputs.{key}", header=f"inputs.{key}"
+        )
 
     mapping_paths = tuple(
         _existing(top, "mappings", base / p)
@@ -160,10 +159,9 @@ def load_show(path: str | Path) -> Show:
         description=description,
         generator=generator,
         output=output,
-        osc=osc,
         mapping_paths=mapping_paths,
         effects=effects,
-        inputs=other_inputs,
+        inputs=inputs,
     )
 
 
@@ -176,9 +174,7 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
     weights = base / weights_s if weights_s else None
     if kind != "cppn" and weights is None:
         raise t.error(None, f"kind '{kind}' needs 'weights' (a checkpoint path)")
-    options = Table(
-        t.rest(), file=t.file, text=t.text, name="generator", header="generator"
-    )
+    options = Table(t.rest(), file=t.file, text=t.text, name="generator", header="generator")
     t.finish()
     return GeneratorConfig(kind, seed, size_px, weights, device, options)
 
@@ -186,7 +182,7 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
 def _output(t: Table) -> OutputConfig:
     out = OutputConfig(
         size_px=_size(t, "size", OutputConfig.size_px),
-        fps=t.take("fps", float, OutputConfig.fps, check=_range(1.0, 240.0)),
+        fps=t.take("fps", float, OutputConfig.fps, check=in_range(1.0, 240.0)),
         fullscreen=t.take("fullscreen", bool, False),
         monitor=t.take("monitor", int, 0, check=_non_negative),
         vsync=t.take("vsync", bool, True),
@@ -195,31 +191,25 @@ def _output(t: Table) -> OutputConfig:
     return out
 
 
-def _osc(t: Table) -> OscConfig:
-    osc = OscConfig(
-        host=t.take("host", str, OscConfig.host),
-        port=t.take("port", int, OscConfig.port, check=_range(0, 65535)),
-    )
-    t.finish()
-    return osc
-
-
 def _effects(top: Table, base: Path) -> tuple[EffectConfig, ...]:
     entries = top.take("effects", list, [])
     effects: list[EffectConfig] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise top.error("effects", "expected [[effects]] tables")
-        t = Table(entry, file=top.file, text=top.text, name=f"effects #{i + 1}",
-                  header="[effects]", index=i)
+        t = Table(
+            entry,
+            file=top.file,
+            text=top.text,
+            name=f"effects #{i + 1}",
+            header="[effects]",
+            index=i,
+        )
         shader = t.take("shader", str)
         default_name = Path(shader).stem if shader.endswith(".glsl") else shader
         name = t.take("name", str, default_name, check=_identifier)
         t.finish()
-        if shader.endswith(".glsl"):
-            shader_path = base / shader
-        else:
-            shader_path = SHADER_DIR / f"{shader}.glsl"
+        shader_path = base / shader if shader.endswith(".glsl") else SHADER_DIR / f"{shader}.glsl"
         if not shader_path.is_file():
             known = sorted(p.stem for p in SHADER_DIR.glob("*.glsl"))
             raise t.error(
@@ -259,7 +249,7 @@ def _one_of(options: tuple[str, ...]):
     return check
 
 
-def _range(lo: float, hi: float):
+def in_range(lo: float, hi: float):
     def check(value: Any) -> str | None:
         return None if lo <= value <= hi else f"expected {lo}..{hi}, got {value!r}"
 

@@ -19,7 +19,7 @@ def gl_ctx():
 
     try:
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
-    except Exception as exc:  # noqa: BLE001 - any failure means no headless GL here
+    except Exception as exc:
         pytest.fail(f"no headless EGL context: {exc}")
     yield ctx
     ctx.release()

@@ -11,6 +11,7 @@ Options (in `[generator]`): `keyframes` (latents on the walk loop, default 6),
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -25,10 +26,23 @@ DIRECTIONS = 4
 
 CONTROLS = (
     Control("latent.position", 0.0, 0.0, 1.0, "place on the keyframe loop (fraction of the loop)"),
-    Control("latent.speed", 0.08, -2.0, 2.0, "walk speed, keyframes per second",
-            integrates="latent.phase"),
-    Control("latent.hop", 0.0, 0.0, 1.0, "trigger: glide to the next keyframe",
-            steps="latent.phase", glide_s=0.4),
+    Control(
+        "latent.speed",
+        0.08,
+        -2.0,
+        2.0,
+        "walk speed, keyframes per second",
+        integrates="latent.phase",
+    ),
+    Control(
+        "latent.hop",
+        0.0,
+        0.0,
+        1.0,
+        "trigger: glide to the next keyframe",
+        steps="latent.phase",
+        glide_s=0.4,
+    ),
     *(
         Control(f"latent.direction.{i}", 0.0, -3.0, 3.0, f"push along latent direction {i}")
         for i in range(DIRECTIONS)
@@ -82,11 +96,13 @@ class CppnGenerator:
         self.warp_dirs = randn(2, 2).to(device)  # (2, 2)
         dims = [in_dim] + [width] * depth
         self.weights = [
-            (randn(a, b) * (1.6 / math.sqrt(a))).to(device) for a, b in zip(dims, dims[1:])
+            (randn(a, b) * (1.6 / math.sqrt(a))).to(device) for a, b in itertools.pairwise(dims)
         ]
         self.biases = [(randn(b) * 0.5).to(device) for b in dims[1:]]
-        self.film = [(randn(LATENT_DIM, 2 * width) * (0.35 / math.sqrt(LATENT_DIM))).to(device)
-                     for _ in range(depth)]
+        self.film = [
+            (randn(LATENT_DIM, 2 * width) * (0.35 / math.sqrt(LATENT_DIM))).to(device)
+            for _ in range(depth)
+        ]
         self.out = (randn(width, 3) * (2.5 / math.sqrt(width))).to(device)  # (W, 3)
         # Colour: a cosine palette per seed (offset, amplitude, frequency, phase per
         # channel), shifted by the latent so the walk moves through hues.
@@ -162,12 +178,21 @@ def build(config: GeneratorConfig, device: torch.device) -> CppnGenerator:
     Thread: any.
     """
     t = config.options
-    keyframes = t.take("keyframes", int, 6, check=lambda v: None if 2 <= v <= 64 else
-                       "expected 2..64 keyframes")
-    width = t.take("width", int, 32, check=lambda v: None if 4 <= v <= 256 else
-                   "expected 4..256 hidden units")
-    depth = t.take("depth", int, 4, check=lambda v: None if 1 <= v <= 12 else
-                   "expected 1..12 layers")
+    keyframes = t.take(
+        "keyframes", int, 6, check=lambda v: None if 2 <= v <= 64 else "expected 2..64 keyframes"
+    )
+    width = t.take(
+        "width", int, 32, check=lambda v: None if 4 <= v <= 256 else "expected 4..256 hidden units"
+    )
+    depth = t.take(
+        "depth", int, 4, check=lambda v: None if 1 <= v <= 12 else "expected 1..12 layers"
+    )
     t.finish()
-    return CppnGenerator(seed=config.seed, size_px=config.size_px, device=device,
-                         keyframes=keyframes, width=width, depth=depth)
+    return CppnGenerator(
+        seed=config.seed,
+        size_px=config.size_px,
+        device=device,
+        keyframes=keyframes,
+        width=width,
+        depth=depth,
+    )

@@ -24,7 +24,7 @@ def loop_coordinate(phase: float, position: float, count: int) -> tuple[int, flo
     Thread: any.
     """
     u = (phase + position * count) % count
-    i = int(math.floor(u))
+    i = math.floor(u)
     return i % count, u - math.floor(u)
 
 
@@ -43,7 +43,9 @@ def catmull_rom(keys: torch.Tensor, phase: float, position: float) -> torch.Tens
     p0, p1, p2, p3 = (keys[(i + k) % count] for k in (-1, 0, 1, 2))  # (D,) each
     f2, f3 = f * f, f * f * f
     return 0.5 * (
-        2 * p1 + (p2 - p0) * f + (2 * p0 - 5 * p1 + 4 * p2 - p3) * f2
+        2 * p1
+        + (p2 - p0) * f
+        + (2 * p0 - 5 * p1 + 4 * p2 - p3) * f2
         + (3 * p1 - p0 - 3 * p2 + p3) * f3
     )
 

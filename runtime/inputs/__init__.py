@@ -10,8 +10,11 @@ an offline render) are FrameFeeds: the loop calls `update(bus, t_s)` once per fr
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Protocol
 
+from runtime.config import Table
 from runtime.signals import SignalBus
 
 
@@ -42,3 +45,41 @@ class FrameFeed(Protocol):
     def update(self, bus: SignalBus, t_s: float) -> None:
         """Write the signals for the frame at `t_s`; must not block. Thread: main."""
         ...
+
+
+_MODULES = {
+    "osc": "runtime.inputs.osc",
+    "midi": "runtime.inputs.midi",
+    "audio": "runtime.inputs.audio",
+    "clock": "runtime.inputs.clock",
+    "hands": "runtime.inputs.hands",
+}
+
+
+def build_inputs(
+    tables: dict[str, Table], bus: SignalBus, *, folder: Path, offline: bool
+) -> tuple[list[Input], list[FrameFeed]]:
+    """Build the inputs a show names, without starting them.
+
+    Each kind's module has `build(table, bus, *, folder, offline) -> Input | FrameFeed`
+    and reads its `[inputs.KIND]` table strictly (calling `table.finish()`).
+
+    Args:
+        tables: the show's `[inputs.*]` tables by kind.
+        bus: where the inputs write.
+        folder: the show's folder (relative paths in input tables resolve here).
+        offline: True for a frame-exact render (file-driven feeds, no live devices
+            where the kind has a file equivalent).
+    Returns:
+        (inputs with threads, feeds stepped by the frame clock).
+    Raises:
+        ConfigError: a mistake in an input table.
+    Thread: main.
+    """
+    inputs: list[Input] = []
+    feeds: list[FrameFeed] = []
+    for kind, table in tables.items():
+        module = importlib.import_module(_MODULES[kind])
+        built = module.build(table, bus, folder=folder, offline=offline)
+        (feeds if hasattr(built, "update") else inputs).append(built)
+    return inputs, feeds
