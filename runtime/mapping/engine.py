@@ -1,0 +1,251 @@
+"""The mapping engine: signals in, target values out, once per frame.
+
+It reads the bus snapshot and the frame time, runs every `[[map]]` entry's stages,
+sums entries that share a target, integrates rate controls (`latent.speed` into
+`latent.phase`) and glides step controls (`latent.hop`). Mapping files hot-reload: a
+bad edit is reported with its file and line and the last good mapping keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+from runtime.errors import ConfigError
+from runtime.filters import Envelope, OneEuro, Smooth
+from runtime.mapping.spec import MappingSet, MapSpec, Target, read_mappings
+from runtime.signals import Snapshot
+
+log = logging.getLogger(__name__)
+
+#: A trigger re-arms once its value falls this far (normalised) below the threshold.
+TRIGGER_HYSTERESIS = 0.05
+
+
+def shape(spec: MapSpec, x: float) -> float:
+    """The memoryless stages: normalise by `in`, invert, clamp, curve.
+
+    Args:
+        spec: the entry.
+        x: the combined source value.
+    Returns:
+        The shaped value (0..1 when clamped).
+    Thread: any.
+    """
+    lo, hi = spec.in_range
+    x = (x - lo) / (hi - lo)
+    if spec.invert:
+        x = 1.0 - x
+    if spec.clamp:
+        x = min(max(x, 0.0), 1.0)
+    curve = spec.curve
+    if curve == "linear":
+        return x
+    if isinstance(curve, float):
+        return math.copysign(abs(x) ** curve, x)
+    if curve == "smoothstep":
+        return x * x * (3.0 - 2.0 * x)
+    if curve == "ease_in":
+        return x * x
+    if curve == "ease_out":
+        return 1.0 - (1.0 - x) * (1.0 - x)
+    if curve == "exp":  # slow start, fast end: for zooms and frequencies
+        return (math.exp(4.0 * x) - 1.0) / (math.exp(4.0) - 1.0)
+    return math.log1p((math.e - 1.0) * x)  # "log": fast start, slow end
+
+
+class _MapState:
+    """The filters and trigger memory of one entry."""
+
+    def __init__(self, spec: MapSpec) -> None:
+        self.armed = True
+        self.one_euro = OneEuro(*spec.one_euro) if spec.one_euro else None
+        self.envelope = Envelope(*spec.envelope) if spec.envelope else None
+        self.smooth = Smooth(spec.smooth_s) if spec.smooth_s else None
+
+    def step(self, spec: MapSpec, samples: list[float], dt_s: float) -> float:
+        if spec.trigger is None:
+            y = shape(spec, samples[-1])
+        else:
+            fired = False
+            for x in samples:
+                v = shape(spec, x)
+                if self.armed and v >= spec.trigger:
+                    fired, self.armed = True, False
+                elif not self.armed and v < spec.trigger - TRIGGER_HYSTERESIS:
+                    self.armed = True
+            y = 1.0 if fired else 0.0
+        if self.one_euro:
+            y = self.one_euro(y, dt_s)
+        if self.envelope:
+            y = self.envelope(y, dt_s)
+        if self.smooth:
+            y = self.smooth(y, dt_s)
+        lo, hi = spec.out_range
+        y = lo + y * (hi - lo)
+        if spec.quantize:
+            y = round(y / spec.quantize) * spec.quantize
+        return y
+
+
+class _Glide:
+    """A step control's state: whole steps taken, and where the glide has got to."""
+
+    def __init__(self) -> None:
+        self.goal = 0.0
+        self.now = 0.0
+        self.high = False
+
+
+class MappingEngine:
+    """Evaluates a show's mapping files every frame.
+
+    Args:
+        paths: the show's mapping files.
+        targets: every target the show offers, by name.
+    Raises:
+        ConfigError: the files are invalid at start (a running engine never raises
+            for a bad edit: see `reload_if_changed`).
+    Thread: main (the frame loop) only.
+    """
+
+    def __init__(self, paths: tuple[Path, ...], targets: Mapping[str, Target]) -> None:
+        self.paths = paths
+        self.targets = dict(targets)
+        self.mappings: MappingSet = read_mappings(paths, self.targets)
+        self._states = self._carry_states({}, self.mappings)
+        self._stamps = self._stat()
+        self._integrals: dict[str, float] = defaultdict(float)
+        self._glides: dict[str, _Glide] = defaultdict(_Glide)
+        self.error: str | None = None
+
+    def evaluate(self, snapshot: Snapshot, t_s: float, dt_s: float) -> dict[str, float]:
+        """Every target's value for this frame, plus integrated states.
+
+        Args:
+            snapshot: the bus for this frame.
+            t_s: the frame's time.
+            dt_s: time since the previous frame (1 / fps offline).
+        Returns:
+            {name: value} for every target and every state (e.g. "latent.phase").
+        Thread: main.
+        """
+        values = {name: target.default for name, target in self.targets.items()}
+        values.update(self.mappings.sets)
+        events: dict[str, list[float]] = defaultdict(list)
+        for event in snapshot.events:
+            events[event.name].append(event.value)
+        mapped: dict[str, float] = {}
+        for spec, state in zip(self.mappings.maps, self._states):
+            samples = self._samples(spec, snapshot, events, t_s)
+            if samples is None:
+                continue
+            mapped[spec.target] = mapped.get(spec.target, 0.0) + state.step(spec, samples, dt_s)
+        values.update(mapped)
+        for target in self.targets.values():
+            if target.integrates:
+                self._integrals[target.integrates] += values[target.name] * dt_s
+            if target.steps:
+                glide = self._glides[target.steps]
+                high = values[target.name] > 0.5
+                if high and not glide.high:
+                    glide.goal += 1.0
+                glide.high = high
+                rate = 4.0 / max(target.glide_s, 1e-3)  # 98% arrived after glide_s
+                glide.now += (glide.goal - glide.now) * (1.0 - math.exp(-rate * dt_s))
+        for name in set(self._integrals) | set(self._glides):
+            glide = self._glides.get(name)
+            values[name] = self._integrals.get(name, 0.0) + (glide.now if glide else 0.0)
+        return values
+
+    def _samples(
+        self, spec: MapSpec, snapshot: Snapshot, events: dict[str, list[float]], t_s: float
+    ) -> list[float] | None:
+        """The entry's input values this frame, or None while no source has a value
+        yet (an untouched fader leaves its target at the `[set]` or default value)."""
+        if len(spec.sources) == 1:
+            name = spec.sources[0]
+            current = self._signal(name, snapshot, t_s)
+            if current is None:
+                return None
+            if spec.trigger is not None and events.get(name):
+                return events[name]
+            return [current]
+        found = [v for v in (self._signal(n, snapshot, t_s) for n in spec.sources) if v is not None]
+        if not found:
+            return None
+        if spec.combine == "sum":
+            return [sum(found)]
+        if spec.combine == "product":
+            return [math.prod(found)]
+        if spec.combine == "max":
+            return [max(found)]
+        if spec.combine == "min":
+            return [min(found)]
+        return [sum(found) / len(found)]
+
+    def _signal(self, name: str, snapshot: Snapshot, t_s: float) -> float | None:
+        if name == "time":
+            return t_s
+        if name.startswith("lfo:"):
+            return self.mappings.lfos[name[4:]].value(t_s)
+        return snapshot.values.get(name)
+
+    def reload_if_changed(self) -> str | None:
+        """Re-read the mapping files if any changed on disk.
+
+        On a bad edit the last good mapping keeps running and the error (file, line,
+        key) is kept in `self.error` and logged once.
+
+        Returns:
+            A one-line message when something changed ("mapping reloaded" or the
+            error), else None.
+        Thread: main (cheap enough to call every half second: one stat per file).
+        """
+        stamps = self._stat()
+        if stamps == self._stamps:
+            return None
+        self._stamps = stamps
+        try:
+            mappings = read_mappings(self.paths, self.targets)
+        except ConfigError as exc:
+            self.error = f"mapping not reloaded, keeping the last good one: {exc}"
+            log.error("%s", self.error)
+            return self.error
+        self._states = self._carry_states(
+            dict(zip(self._keys(self.mappings), self._states)), mappings
+        )
+        self.mappings = mappings
+        self.error = None
+        log.info("mapping reloaded: %d entries from %d file(s)", len(mappings.maps),
+                 len(self.paths))
+        return "mapping reloaded"
+
+    def _carry_states(self, old: dict[tuple, _MapState], mappings: MappingSet) -> list[_MapState]:
+        # An unchanged entry keeps its filter state, so a reload does not jolt it.
+        return [old.get(key) or _MapState(spec)
+                for key, spec in zip(self._keys(mappings), mappings.maps)]
+
+    @staticmethod
+    def _keys(mappings: MappingSet) -> list[tuple]:
+        seen: dict[tuple, int] = defaultdict(int)
+        keys = []
+        for spec in mappings.maps:
+            key = spec.key()
+            keys.append((key, seen[key]))
+            seen[key] += 1
+        return keys
+
+    def _stat(self) -> list[tuple[int, int] | None]:
+        stamps: list[tuple[int, int] | None] = []
+        for path in self.paths:
+            try:
+                st = os.stat(path)
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append(None)
+        return stamps

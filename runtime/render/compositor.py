@@ -1,0 +1,250 @@
+"""The compositor: the generated frame as a texture, then the show's chain of GLSL
+passes at canvas size, then presentation on a window (letterboxed) or a read-back.
+
+Every annotated uniform of a pass is a mapping target; pass files hot-reload, and a
+pass that fails to compile keeps its last good program while the error is shown.
+Frames arrive as numpy arrays: this module imports no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+from runtime.errors import ShaderError
+from runtime.render.shaders import COMMON_PATH, Uniform, compile_program, read_uniforms
+from runtime.show import SHADER_DIR, EffectConfig
+
+log = logging.getLogger(__name__)
+
+FIT_PATH = SHADER_DIR / "fit.glsl"
+HUD_PATH = SHADER_DIR / "hud.glsl"
+_UNIT_INPUT, _UNIT_SOURCE, _UNIT_PREV = 0, 1, 2
+
+
+class _Pass:
+    """One effect: its program, its output texture(s) and its last-compiled stamp."""
+
+    def __init__(self, ctx: moderngl.Context, effect: EffectConfig, size_px: tuple[int, int],
+                 dtype: str) -> None:
+        self.ctx = ctx
+        self.effect = effect
+        self.program = compile_program(ctx, effect.shader_path)
+        self.uniforms: tuple[Uniform, ...] = read_uniforms(effect.shader_path)
+        self.vao = ctx.vertex_array(self.program, [])
+        self.stamp = _stamp(effect.shader_path)
+        self.error: str | None = None
+        # A pass that reads its own last output (u_prev) ping-pongs two targets.
+        count = 2 if "u_prev" in self.program else 1
+        self.textures = [_texture(ctx, size_px, 4, dtype) for _ in range(count)]
+        self.fbos = [ctx.framebuffer(color_attachments=[t]) for t in self.textures]
+        for fbo in self.fbos:
+            fbo.clear(0.0, 0.0, 0.0, 1.0)
+        self.current = 0
+
+    def reload(self) -> str | None:
+        stamp = _stamp(self.effect.shader_path)
+        if stamp == self.stamp:
+            return None
+        self.stamp = stamp
+        try:
+            program = compile_program(self.ctx, self.effect.shader_path)
+            uniforms = read_uniforms(self.effect.shader_path)
+        except ShaderError as exc:
+            self.error = f"shader not reloaded, keeping the last good one: {exc}"
+            log.error("%s", self.error)
+            return self.error
+        self.vao.release()
+        self.program.release()
+        self.program, self.uniforms = program, uniforms
+        self.vao = self.ctx.vertex_array(program, [])
+        self.error = None
+        log.info("shader reloaded: %s", self.effect.shader_path)
+        return f"shader {self.effect.name} reloaded"
+
+    def run(self, inputs: dict[str, tuple[moderngl.Texture, tuple[int, int]]],
+            values: Mapping[str, float], t_s: float, size_px: tuple[int, int]) -> moderngl.Texture:
+        prog = self.program
+        previous = self.textures[self.current]
+        if len(self.textures) == 2:
+            self.current ^= 1
+        _set(prog, "u_time", t_s)
+        _set(prog, "u_resolution", size_px)
+        for name, unit in (("input", _UNIT_INPUT), ("source", _UNIT_SOURCE)):
+            texture, texture_px = inputs[name]
+            if f"u_{name}" in prog:
+                texture.use(unit)
+                prog[f"u_{name}"].value = unit
+            _set(prog, f"u_{name}_resolution", texture_px)
+        if "u_prev" in prog:
+            previous.use(_UNIT_PREV)
+            prog["u_prev"].value = _UNIT_PREV
+        prefix = f"shader.{self.effect.name}."
+        for u in self.uniforms:
+            value = values.get(prefix + u.name, u.default)
+            _set(prog, f"u_{u.name}", round(value) if u.glsl_type == "int" else value)
+        fbo = self.fbos[self.current]
+        fbo.use()
+        self.vao.render(moderngl.TRIANGLES, vertices=3)
+        return self.textures[self.current]
+
+    def release(self) -> None:
+        for obj in (*self.fbos, *self.textures, self.vao, self.program):
+            obj.release()
+
+
+class Compositor:
+    """Runs the pass chain.
+
+    Args:
+        ctx: the GL context (window or headless).
+        effects: the show's passes in order; an empty chain letterboxes the frame.
+        canvas_px: (width, height) every pass renders at.
+    Raises:
+        ShaderError: a pass does not compile at start.
+    Thread: the thread that owns `ctx` (main).
+    """
+
+    def __init__(self, ctx: moderngl.Context, effects: tuple[EffectConfig, ...],
+                 canvas_px: tuple[int, int]) -> None:
+        self.ctx = ctx
+        self.canvas_px = canvas_px
+        self.source_px = (16, 16)
+        self.source = _texture(ctx, self.source_px, 3, "f1")
+        chain = effects or (EffectConfig("fit", FIT_PATH),)
+        # Passes in between keep half floats (trails fade smoothly without 8-bit
+        # banding); the last one writes 8 bits, ready to show or read back.
+        self.passes = [
+            _Pass(ctx, e, canvas_px, "f1" if i == len(chain) - 1 else "f2")
+            for i, e in enumerate(chain)
+        ]
+        self.present_program = compile_program(ctx, FIT_PATH)
+        self.present_vao = ctx.vertex_array(self.present_program, [])
+        self.hud_program = compile_program(ctx, HUD_PATH)
+        self.hud_vao = ctx.vertex_array(self.hud_program, [])
+        self.output: moderngl.Texture = self.passes[-1].textures[0]
+        self._common_stamp = _stamp(COMMON_PATH)
+
+    @property
+    def errors(self) -> list[str]:
+        """Current shader errors (a failed reload per pass). Thread: main."""
+        return [p.error for p in self.passes if p.error]
+
+    def upload(self, frame: np.ndarray) -> None:
+        """Upload a generated frame.
+
+        Args:
+            frame: (H, W, 3) uint8, top row first.
+        Thread: main.
+        """
+        height, width, _ = frame.shape
+        if (width, height) != self.source_px:
+            self.source.release()
+            self.source_px = (width, height)
+            self.source = _texture(self.ctx, self.source_px, 3, "f1")
+        # GL's rows run bottom-up: flip once here so every pass samples upright.
+        self.source.write(np.ascontiguousarray(frame[::-1]))
+
+    def render(self, values: Mapping[str, float], t_s: float) -> moderngl.Texture:
+        """Run every pass for one frame.
+
+        Args:
+            values: target values (`shader.EFFECT.NAME`); missing ones take defaults.
+            t_s: the frame's time.
+        Returns:
+            The canvas texture (RGBA8, canvas_px).
+        Thread: main.
+        """
+        source = (self.source, self.source_px)
+        current = source
+        for p in self.passes:
+            texture = p.run({"input": current, "source": source}, values, t_s, self.canvas_px)
+            current = (texture, self.canvas_px)
+        self.output = current[0]
+        return self.output
+
+    def present(self, fbo: moderngl.Framebuffer, viewport_px: tuple[int, int]) -> None:
+        """Letterbox the last rendered canvas into a framebuffer of another size.
+
+        Thread: main.
+        """
+        fbo.use()
+        self.ctx.viewport = (0, 0, *viewport_px)
+        fbo.clear(0.0, 0.0, 0.0, 1.0)
+        self.output.use(_UNIT_INPUT)
+        prog = self.present_program
+        prog["u_input"].value = _UNIT_INPUT
+        _set(prog, "u_input_resolution", self.canvas_px)
+        _set(prog, "u_resolution", viewport_px)
+        _set(prog, "u_mode", 0.0)
+        _set(prog, "u_zoom", 1.0)
+        self.present_vao.render(moderngl.TRIANGLES, vertices=3)
+
+    def draw_overlay(self, texture: moderngl.Texture, viewport: tuple[int, int, int, int]) -> None:
+        """Blend an RGBA texture (the HUD) over the bound framebuffer in `viewport`.
+
+        Thread: main.
+        """
+        self.ctx.viewport = viewport
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        texture.use(_UNIT_INPUT)
+        self.hud_program["u_input"].value = _UNIT_INPUT
+        self.hud_vao.render(moderngl.TRIANGLES, vertices=3)
+        self.ctx.disable(moderngl.BLEND)
+
+    def read(self) -> np.ndarray:
+        """The last rendered canvas as (H, W, 3) uint8, top row first. Thread: main."""
+        width, height = self.canvas_px
+        data = self.output.read(alignment=1)
+        rgba = np.frombuffer(data, np.uint8).reshape(height, width, 4)
+        return np.ascontiguousarray(rgba[::-1, :, :3])
+
+    def reload_if_changed(self) -> list[str]:
+        """Recompile pass files that changed on disk (all of them when common.glsl
+        changed); a failure keeps that pass's last good program.
+
+        Returns:
+            One message per pass reloaded or failed.
+        Thread: main.
+        """
+        common = _stamp(COMMON_PATH)
+        if common != self._common_stamp:
+            self._common_stamp = common
+            for p in self.passes:
+                p.stamp = None
+        return [m for m in (p.reload() for p in self.passes) if m]
+
+    def release(self) -> None:
+        """Free every GL object. Thread: main."""
+        for p in self.passes:
+            p.release()
+        for obj in (self.source, self.present_vao, self.present_program, self.hud_vao,
+                    self.hud_program):
+            obj.release()
+
+
+def _texture(ctx: moderngl.Context, size_px: tuple[int, int], components: int,
+             dtype: str) -> moderngl.Texture:
+    texture = ctx.texture(size_px, components, dtype=dtype, alignment=1)
+    texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+    texture.repeat_x = texture.repeat_y = False
+    return texture
+
+
+def _set(prog: moderngl.Program, name: str, value) -> None:
+    if name in prog:
+        prog[name].value = value
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
