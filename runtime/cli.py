@@ -1,12 +1,5 @@
-"""The commands behind `run_show.py`.
-
-    run_show.py SHOW [--fullscreen] [--headless --frames N --out PATH]   play or render
-    run_show.py check SHOW                                               validate
-    run_show.py signals SHOW | targets SHOW                              what maps to what
-    run_show.py bench                                                    measure
-
-Each command's implementation lives in the module it belongs to; this file only
-parses arguments and reports errors readably.
+"""The commands behind `run_show.py`. Each command's work lives in the module it
+belongs to; this file parses arguments, sets up logging and reports errors readably.
 """
 
 from __future__ import annotations
@@ -14,10 +7,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from runtime.errors import ShowError
 
-COMMANDS = ("play", "check", "signals", "targets", "bench")
+log = logging.getLogger("latentstage")
+
+EPILOG = """\
+examples:
+  run_show.py shows/demo.toml                      play in a window (Esc or q quits,
+                                                   h hides the HUD, f fullscreen)
+  run_show.py shows/demo.toml --fullscreen --monitor 1
+  run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
+  run_show.py shows/demo.toml --headless --frames 30 --out frames/
+  run_show.py check shows/demo.toml                validate show, mappings, shaders
+  run_show.py signals shows/demo.toml              what can be mapped from
+  run_show.py targets shows/demo.toml              what can be mapped to
+  run_show.py bench                                measure the loop and generator
+
+A show is a TOML file (shows/); its mapping files (mappings/) route signals such as
+osc:/fader/1, lfo:slow or time onto targets such as latent.speed or
+shader.kaleido.segments. Mapping files and shaders reload when saved.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,28 +36,154 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_show.py",
         description="latentstage: play a show of neural visuals, live or offline.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--log", type=Path, metavar="FILE", help="also write the log to FILE")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in ("check", "signals", "targets"):
-        p = sub.add_parser(name, help=f"{name} a show")
-        p.add_argument("show", help="the show's TOML file")
+
+    play = sub.add_parser(
+        "play",
+        help="play a show (the default: `run_show.py SHOW`)",
+        description="Play a show in a window, or render it without a display.",
+    )
+    play.add_argument("show", type=Path, help="the show's TOML file")
+    play.add_argument("--fullscreen", action="store_true", help="fill a monitor, cursor hidden")
+    play.add_argument(
+        "--monitor",
+        type=int,
+        metavar="N",
+        help="monitor for --fullscreen (`run_show.py devices` lists them)",
+    )
+    play.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    play.add_argument("--no-hud", action="store_true", help="start with the HUD hidden")
+    play.add_argument(
+        "--headless",
+        action="store_true",
+        help="render without a display (EGL), frame-exact at the show's fps",
+    )
+    play.add_argument(
+        "--frames",
+        type=int,
+        default=300,
+        metavar="N",
+        help="frames to render with --headless (default 300)",
+    )
+    play.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="with --headless: a .mp4/.mov/.mkv file, or a folder for PNGs",
+    )
+    play.add_argument(
+        "--audio",
+        type=Path,
+        metavar="FILE",
+        help="with --headless and a video --out: mux this audio file in",
+    )
+    play.set_defaults(func=cmd_play)
+
+    for name, helptext, func in (
+        ("check", "validate a show, its mapping files and shaders without playing", cmd_check),
+        ("signals", "list the signals a show can map from", cmd_signals),
+        ("targets", "list the targets a show can map to", cmd_targets),
+    ):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("show", type=Path, help="the show's TOML file")
+        p.set_defaults(func=func)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure the loop's cost, generator speed and headless fps",
+        description="Measure, side by side in one run: the frame loop's own cost over a "
+        "bare ModernGL blit, generator ms/frame at 256 and 512 px, and headless "
+        "end-to-end fps.",
+    )
+    bench.add_argument(
+        "--show", type=Path, default=None, help="show to measure (default shows/demo.toml)"
+    )
+    bench.add_argument("--frames", type=int, default=120, help="frames per measurement")
+    bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Play or render a show. Thread: main."""
+    from runtime.loop import play_live, render_offline
+    from runtime.show import load_show
+
+    show = load_show(args.show)
+    if args.headless:
+        if args.out is None:
+            raise ShowError("--headless needs --out: a .mp4 file or a folder for PNGs")
+        render_offline(show, frames=args.frames, out=args.out, audio=args.audio)
+        return 0
+    play_live(
+        show,
+        fullscreen=args.fullscreen or None,
+        monitor=args.monitor,
+        duration_s=args.seconds,
+        hud=not args.no_hud,
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate without playing. Thread: main."""
+    from runtime.check import check_show
+
+    for line in check_show(args.show):
+        print(line)
+    return 0
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    """List sources. Thread: main."""
+    from runtime.check import list_signals
+
+    for line in list_signals(args.show):
+        print(line)
+    return 0
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    """List targets. Thread: main."""
+    from runtime.check import list_targets
+
+    for line in list_targets(args.show):
+        print(line)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark. Thread: main."""
+    from runtime import PROJECT_ROOT
+    from runtime.bench import run_bench
+
+    for line in run_bench(args.show or PROJECT_ROOT / "shows" / "demo.toml", frames=args.frames):
+        print(line, flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; returns the process exit status. Thread: main."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # A bare show path means "play": `run_show.py shows/demo.toml`.
-    if argv and not argv[0].startswith("-") and argv[0] not in (*COMMANDS, "help"):
-        argv.insert(0, "play")
     parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    # A bare show path means "play": `run_show.py shows/demo.toml`.
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is not None and first not in commands:
+        argv.insert(argv.index(first), "play")
     args = parser.parse_args(argv)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if args.log:
+        handlers.append(logging.FileHandler(args.log))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        handlers=handlers,
     )
     if args.command is None:
         parser.print_help()
@@ -56,3 +193,5 @@ def main(argv: list[str] | None = None) -> int:
     except ShowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130

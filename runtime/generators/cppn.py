@@ -39,7 +39,7 @@ CONTROLS = (
         0.0,
         0.0,
         1.0,
-        "trigger: glide to the next keyframe",
+        "glide to the next keyframe",
         steps="latent.phase",
         glide_s=0.4,
     ),

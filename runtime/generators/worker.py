@@ -105,6 +105,7 @@ class GeneratorWorker:
             TimeoutError: it did not finish in `timeout_s`.
         Thread: main.
         """
+
         def ready() -> FrameResult | None:
             return next((r for r in self._results if r.frame == frame), None)
 

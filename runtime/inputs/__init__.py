@@ -47,7 +47,7 @@ class FrameFeed(Protocol):
         ...
 
 
-_MODULES = {
+MODULES = {
     "osc": "runtime.inputs.osc",
     "midi": "runtime.inputs.midi",
     "audio": "runtime.inputs.audio",
@@ -79,7 +79,7 @@ def build_inputs(
     inputs: list[Input] = []
     feeds: list[FrameFeed] = []
     for kind, table in tables.items():
-        module = importlib.import_module(_MODULES[kind])
+        module = importlib.import_module(MODULES[kind])
         built = module.build(table, bus, folder=folder, offline=offline)
         (feeds if hasattr(built, "update") else inputs).append(built)
     return inputs, feeds

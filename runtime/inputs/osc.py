@@ -27,6 +27,12 @@ from runtime.signals import SignalBus
 
 log = logging.getLogger(__name__)
 
+#: What `run_show.py signals` lists for this input.
+SIGNALS = (
+    ("osc:/ADDRESS", "first argument of each message to ADDRESS (1.0 for none)"),
+    ("osc:/ADDRESS[N]", "N-th argument (0-based) of a message with several"),
+)
+
 
 class _CountingDispatcher(Dispatcher):
     """Parses each packet itself so bad packets are counted (python-osc's own
@@ -92,7 +98,9 @@ class OscInput:
             return
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="osc",
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="osc",
             daemon=True,
         )
         self._thread.start()
@@ -154,8 +162,12 @@ def build(table: Table, bus: SignalBus, *, folder: Path, offline: bool) -> OscIn
     Thread: main.
     """
     host = table.take("host", str, "127.0.0.1", check=_host)
-    port = table.take("port", int, 9000, check=lambda v: None if 0 <= v <= 65535 else
-                      f"expected a UDP port 0..65535, got {v}")
+    port = table.take(
+        "port",
+        int,
+        9000,
+        check=lambda v: None if 0 <= v <= 65535 else f"expected a UDP port 0..65535, got {v}",
+    )
     table.finish()
     return OscInput(bus, host=host, port=port)
 

@@ -221,14 +221,17 @@ class MappingEngine:
         )
         self.mappings = mappings
         self.error = None
-        log.info("mapping reloaded: %d entries from %d file(s)", len(mappings.maps),
-                 len(self.paths))
+        log.info(
+            "mapping reloaded: %d entries from %d file(s)", len(mappings.maps), len(self.paths)
+        )
         return "mapping reloaded"
 
     def _carry_states(self, old: dict[tuple, _MapState], mappings: MappingSet) -> list[_MapState]:
         # An unchanged entry keeps its filter state, so a reload does not jolt it.
-        return [old.get(key) or _MapState(spec)
-                for key, spec in zip(self._keys(mappings), mappings.maps)]
+        return [
+            old.get(key) or _MapState(spec)
+            for key, spec in zip(self._keys(mappings), mappings.maps)
+        ]
 
     @staticmethod
     def _keys(mappings: MappingSet) -> list[tuple]:

@@ -84,9 +84,19 @@ class MapSpec:
         """Identity for keeping filter state across a hot reload (everything but
         the line it sits on). Thread: any."""
         return (
-            self.sources, self.combine, self.target, self.in_range, self.out_range,
-            self.invert, self.clamp, self.curve, self.trigger, self.one_euro,
-            self.envelope, self.smooth_s, self.quantize,
+            self.sources,
+            self.combine,
+            self.target,
+            self.in_range,
+            self.out_range,
+            self.invert,
+            self.clamp,
+            self.curve,
+            self.trigger,
+            self.one_euro,
+            self.envelope,
+            self.smooth_s,
+            self.quantize,
         )
 
 
@@ -149,8 +159,16 @@ def read_mappings(paths: tuple[Path, ...], targets: Mapping[str, Target]) -> Map
 def _lfo(name: str, t: Table) -> Lfo:
     lfo = Lfo(
         name=name,
-        shape=t.take("shape", str, "sine", check=lambda v: None if v in LFO_SHAPES else
-                     f"expected one of {', '.join(LFO_SHAPES)}{suggest(v, LFO_SHAPES)}"),
+        shape=t.take(
+            "shape",
+            str,
+            "sine",
+            check=lambda v: (
+                None
+                if v in LFO_SHAPES
+                else f"expected one of {', '.join(LFO_SHAPES)}{suggest(v, LFO_SHAPES)}"
+            ),
+        ),
         rate_hz=t.take("rate_hz", float, 0.1, check=_positive),
         phase=t.take("phase", float, 0.0),
     )
@@ -176,8 +194,11 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
     out_range = _pair(t, "out", (target.lo, target.hi))
     curve = t.take("curve", (str, float), "linear")
     if isinstance(curve, str) and curve not in CURVES:
-        raise t.error("curve", f"expected a number (exponent) or one of {', '.join(CURVES)}"
-                      f"{suggest(curve, CURVES)}; got {curve!r}")
+        raise t.error(
+            "curve",
+            f"expected a number (exponent) or one of {', '.join(CURVES)}"
+            f"{suggest(curve, CURVES)}; got {curve!r}",
+        )
     if isinstance(curve, float) and curve <= 0:
         raise t.error("curve", f"an exponent must be above 0, got {curve}")
     spec = MapSpec(
@@ -205,14 +226,23 @@ def _check_source(t: Table, name: str, lfos: Mapping[str, Lfo]) -> None:
         return
     kind, sep, path = name.partition(":")
     if not sep or not path:
-        raise t.error("source", f"'{name}' is not a signal name: expected 'time' or "
-                      f"'kind:path' with kind one of {', '.join(SOURCE_KINDS)}")
+        raise t.error(
+            "source",
+            f"'{name}' is not a signal name: expected 'time' or "
+            f"'kind:path' with kind one of {', '.join(SOURCE_KINDS)}",
+        )
     if kind not in SOURCE_KINDS:
-        raise t.error("source", f"unknown source kind '{kind}' in '{name}'"
-                      f"{suggest(kind, SOURCE_KINDS)}; kinds: {', '.join(SOURCE_KINDS)}")
+        raise t.error(
+            "source",
+            f"unknown source kind '{kind}' in '{name}'"
+            f"{suggest(kind, SOURCE_KINDS)}; kinds: {', '.join(SOURCE_KINDS)}",
+        )
     if kind == "lfo" and path not in lfos:
-        raise t.error("source", f"no LFO named '{path}'{suggest(path, lfos)}; define it "
-                      f"with [lfo.{path}] or use one of: {', '.join(sorted(lfos))}")
+        raise t.error(
+            "source",
+            f"no LFO named '{path}'{suggest(path, lfos)}; define it "
+            f"with [lfo.{path}] or use one of: {', '.join(sorted(lfos))}",
+        )
     if kind == "osc" and not path.startswith("/"):
         raise t.error("source", f"an OSC address starts with '/': expected 'osc:/{path}'")
 
@@ -249,8 +279,9 @@ def _sub(t: Table, key: str, *fields: tuple[str, float]) -> tuple[float, ...] | 
     names = [name for name, _ in fields]
     for name in raw:
         if name not in names:
-            raise t.error(key, f"unknown key '{name}'{suggest(name, names)}; "
-                          f"known keys: {', '.join(names)}")
+            raise t.error(
+                key, f"unknown key '{name}'{suggest(name, names)}; known keys: {', '.join(names)}"
+            )
     values = []
     for name, default in fields:
         value = raw.get(name, default)
@@ -262,8 +293,10 @@ def _sub(t: Table, key: str, *fields: tuple[str, float]) -> tuple[float, ...] | 
 
 def _one_of(options: tuple[str, ...]):
     def check(value: str) -> str | None:
-        return None if value in options else (
-            f"expected one of {', '.join(options)}{suggest(value, options)}; got {value!r}"
+        return (
+            None
+            if value in options
+            else (f"expected one of {', '.join(options)}{suggest(value, options)}; got {value!r}")
         )
 
     return check
@@ -281,4 +314,3 @@ def _nonempty_strings(value: list) -> str | None:
     if value and all(isinstance(v, str) for v in value):
         return None
     return "expected a non-empty array of signal names"
-

@@ -30,8 +30,9 @@ _UNIT_INPUT, _UNIT_SOURCE, _UNIT_PREV = 0, 1, 2
 class _Pass:
     """One effect: its program, its output texture(s) and its last-compiled stamp."""
 
-    def __init__(self, ctx: moderngl.Context, effect: EffectConfig, size_px: tuple[int, int],
-                 dtype: str) -> None:
+    def __init__(
+        self, ctx: moderngl.Context, effect: EffectConfig, size_px: tuple[int, int], dtype: str
+    ) -> None:
         self.ctx = ctx
         self.effect = effect
         self.program = compile_program(ctx, effect.shader_path)
@@ -67,8 +68,13 @@ class _Pass:
         log.info("shader reloaded: %s", self.effect.shader_path)
         return f"shader {self.effect.name} reloaded"
 
-    def run(self, inputs: dict[str, tuple[moderngl.Texture, tuple[int, int]]],
-            values: Mapping[str, float], t_s: float, size_px: tuple[int, int]) -> moderngl.Texture:
+    def run(
+        self,
+        inputs: dict[str, tuple[moderngl.Texture, tuple[int, int]]],
+        values: Mapping[str, float],
+        t_s: float,
+        size_px: tuple[int, int],
+    ) -> moderngl.Texture:
         prog = self.program
         previous = self.textures[self.current]
         if len(self.textures) == 2:
@@ -110,8 +116,9 @@ class Compositor:
     Thread: the thread that owns `ctx` (main).
     """
 
-    def __init__(self, ctx: moderngl.Context, effects: tuple[EffectConfig, ...],
-                 canvas_px: tuple[int, int]) -> None:
+    def __init__(
+        self, ctx: moderngl.Context, effects: tuple[EffectConfig, ...], canvas_px: tuple[int, int]
+    ) -> None:
         self.ctx = ctx
         self.canvas_px = canvas_px
         self.source_px = (16, 16)
@@ -224,13 +231,19 @@ class Compositor:
         """Free every GL object. Thread: main."""
         for p in self.passes:
             p.release()
-        for obj in (self.source, self.present_vao, self.present_program, self.hud_vao,
-                    self.hud_program):
+        for obj in (
+            self.source,
+            self.present_vao,
+            self.present_program,
+            self.hud_vao,
+            self.hud_program,
+        ):
             obj.release()
 
 
-def _texture(ctx: moderngl.Context, size_px: tuple[int, int], components: int,
-             dtype: str) -> moderngl.Texture:
+def _texture(
+    ctx: moderngl.Context, size_px: tuple[int, int], components: int, dtype: str
+) -> moderngl.Texture:
     texture = ctx.texture(size_px, components, dtype=dtype, alignment=1)
     texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
     texture.repeat_x = texture.repeat_y = False

@@ -64,8 +64,9 @@ def read_uniforms(path: Path) -> tuple[Uniform, ...]:
         glsl_type, name, default, lo, hi, doc = m.groups()
         uniform = Uniform(name, glsl_type, float(default), float(lo), float(hi), doc.strip())
         if not uniform.lo <= uniform.default <= uniform.hi:
-            raise ShaderError(f"{path}:{number}: u_{name}: default {default} is outside "
-                              f"its range [{lo}, {hi}]")
+            raise ShaderError(
+                f"{path}:{number}: u_{name}: default {default} is outside its range [{lo}, {hi}]"
+            )
         uniforms.append(uniform)
     return tuple(uniforms)
 

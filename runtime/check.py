@@ -1,0 +1,109 @@
+"""Validate a show without playing it, and list what it can map from and to
+(`run_show.py check | signals | targets`)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from runtime.errors import OutputError
+from runtime.generators import build_generator
+from runtime.generators.base import Generator
+from runtime.inputs import MODULES as INPUT_MODULES
+from runtime.inputs import build_inputs
+from runtime.mapping import MappingSet, Target, read_mappings
+from runtime.player import show_targets
+from runtime.show import Show, load_show
+from runtime.signals import SignalBus
+
+
+def _load(path: Path) -> tuple[Show, Generator, dict[str, Target], MappingSet]:
+    show = load_show(path)
+    generator = build_generator(show.generator)
+    targets = show_targets(generator, show)
+    return show, generator, targets, read_mappings(show.mapping_paths, targets)
+
+
+def check_show(path: Path) -> list[str]:
+    """Validate a show, its generator (weights included), inputs, mapping files and
+    shaders (compiled when headless GL is available).
+
+    Returns:
+        A report, one line each.
+    Raises:
+        ShowError: the first problem, naming the file, line and key.
+    Thread: main.
+    """
+    show, generator, _, mappings = _load(path)
+    build_inputs(show.inputs, SignalBus(), folder=show.folder, offline=False)
+    lines = [
+        f"show '{show.name}' ({show.path})",
+        f"  generator: {generator.kind} {generator.size_px[0]}x{generator.size_px[1]} "
+        f"on {generator.device}, {len(generator.controls)} controls",
+        f"  output: {show.output.size_px[0]}x{show.output.size_px[1]} at {show.output.fps:g} fps",
+        f"  inputs: {', '.join(show.inputs) or 'none'}",
+        f"  mappings: {len(mappings.maps)} entries, {len(mappings.sets)} set values "
+        f"from {len(show.mapping_paths)} file(s)",
+    ]
+    try:
+        from runtime.render.headless import headless_context
+        from runtime.render.shaders import compile_program
+
+        ctx = headless_context()
+    except OutputError as exc:
+        lines.append(f"  shaders: read but not compiled ({exc})")
+    else:
+        for effect in show.effects:
+            compile_program(ctx, effect.shader_path).release()
+        ctx.release()
+        lines.append(
+            f"  shaders: {len(show.effects)} compiled "
+            f"({', '.join(e.name for e in show.effects) or 'none'})"
+        )
+    lines.append("ok")
+    return lines
+
+
+def list_signals(path: Path) -> list[str]:
+    """The signals a show can map from: built-in sources, its inputs' signals, and
+    those its mapping files use.
+
+    Raises:
+        ShowError: the show is invalid.
+    Thread: main.
+    """
+    show, _, _, mappings = _load(path)
+    rows = [("time", "seconds since the show began")]
+    rows += [
+        (f"lfo:{name}", f"{lfo.shape} LFO at {lfo.rate_hz:g} Hz, 0..1")
+        for name, lfo in sorted(mappings.lfos.items())
+    ]
+    for kind in show.inputs:
+        module = importlib.import_module(INPUT_MODULES[kind])
+        describe = getattr(module, "SIGNALS", ())
+        rows += list(describe) or [(f"{kind}:...", "see docs/INPUTS.md")]
+    used = sorted({s for spec in mappings.maps for s in spec.sources})
+    known = {name for name, _ in rows}
+    rows += [(name, "used by a mapping") for name in used if name not in known]
+    return _table(rows)
+
+
+def list_targets(path: Path) -> list[str]:
+    """The targets a show can map to, with default, range and meaning.
+
+    Raises:
+        ShowError: the show is invalid.
+    Thread: main.
+    """
+    show = load_show(path)
+    targets = show_targets(build_generator(show.generator), show)
+    rows = []
+    for name, t in targets.items():
+        kind = " (rate/s)" if t.integrates else " (trigger)" if t.steps else ""
+        rows.append((name, f"{t.default:g}  [{t.lo:g}, {t.hi:g}]  {t.doc}{kind}"))
+    return _table(rows)
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    width = max(len(name) for name, _ in rows)
+    return [f"{name:<{width}}  {doc}" for name, doc in rows]

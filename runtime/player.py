@@ -1,0 +1,140 @@
+"""A show's running parts, assembled in the one direction of data flow:
+inputs -> SignalBus -> MappingEngine -> GeneratorWorker -> Compositor.
+
+`Player.step` does one frame's work on the main thread; the live and offline loops
+(runtime/loop.py) decide when frames happen and where they go.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import moderngl
+
+from runtime.generators import build_with_fallback
+from runtime.generators.base import Generator, Params
+from runtime.generators.worker import FrameResult, GeneratorWorker
+from runtime.inputs import build_inputs
+from runtime.mapping import MappingEngine, Target
+from runtime.render.compositor import Compositor
+from runtime.render.shaders import shader_targets
+from runtime.show import Show
+from runtime.signals import SignalBus
+
+log = logging.getLogger(__name__)
+
+
+def show_targets(generator: Generator, show: Show) -> dict[str, Target]:
+    """Every target a show offers: its generator's controls and its passes' uniforms.
+
+    Raises:
+        ShaderError: a pass file cannot be read.
+    Thread: any.
+    """
+    targets = {
+        c.name: Target(c.name, c.default, c.lo, c.hi, c.doc, c.integrates, c.steps, c.glide_s)
+        for c in generator.controls
+    }
+    targets.update(shader_targets(show.effects))
+    return targets
+
+
+@dataclass
+class FrameWork:
+    """What one step did: the values it mapped, and a new generated frame if one
+    arrived."""
+
+    values: dict[str, float]
+    result: FrameResult | None
+
+
+class Player:
+    """Builds and owns a show's parts.
+
+    Args:
+        show: the validated show.
+        ctx: the GL context the compositor draws with.
+        offline: True for a frame-exact render (file feeds, waiting for each frame).
+    Raises:
+        ConfigError / MappingError / ShaderError: the show cannot start.
+    Thread: main.
+    """
+
+    def __init__(self, show: Show, ctx: moderngl.Context, *, offline: bool) -> None:
+        self.show = show
+        self.offline = offline
+        self.bus = SignalBus()
+        self.inputs, self.feeds = build_inputs(
+            show.inputs, self.bus, folder=show.folder, offline=offline
+        )
+        generator, self.generator_problem = build_with_fallback(show.generator)
+        self.generator = generator
+        self.engine = MappingEngine(show.mapping_paths, show_targets(generator, show))
+        self.compositor = Compositor(ctx, show.effects, show.output.size_px)
+        self.worker = GeneratorWorker(generator)
+        self.messages: list[str] = []
+        self.frames_generated = 0
+
+    def start(self) -> None:
+        """Start the generator worker and every input. Thread: main."""
+        self.worker.start()
+        for source in self.inputs:
+            source.start()
+
+    def stop(self) -> None:
+        """Stop inputs and the worker. Thread: main."""
+        for source in self.inputs:
+            source.stop()
+        self.worker.stop()
+
+    def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:
+        """Step the feeds, snapshot the bus and map it. Thread: main."""
+        for feed in self.feeds:
+            feed.update(self.bus, t_s)
+        return self.engine.evaluate(self.bus.snapshot(), t_s, dt_s)
+
+    def step_live(self, frame: int, t_s: float, dt_s: float) -> FrameWork:
+        """One live frame: map, post to the generator, take its newest frame if
+        any, run the pass chain. Never waits for the generator.
+
+        Thread: main.
+        """
+        values = self.map(frame, t_s, dt_s)
+        self.worker.submit(Params(frame, t_s, values))
+        result = self.worker.latest()
+        self.take_frame(result)
+        self.compositor.render(values, t_s)
+        return FrameWork(values, result)
+
+    def take_frame(self, result: FrameResult | None) -> None:
+        """Upload a finished frame (if it has an image). Thread: main."""
+        if result is not None and result.image is not None:
+            self.compositor.upload(result.image)
+            self.frames_generated += 1
+
+    def reload_if_changed(self) -> list[str]:
+        """Hot-reload mapping files and shaders that changed. Returns messages.
+
+        Thread: main.
+        """
+        messages = self.compositor.reload_if_changed()
+        mapping = self.engine.reload_if_changed()
+        if mapping:
+            messages.append(mapping)
+        return messages
+
+    def problems(self) -> list[str]:
+        """Current problems to show: fallback, mapping and shader errors, the
+        generator's last error, input errors. Thread: main."""
+        problems = []
+        if self.generator_problem:
+            problems.append(self.generator_problem)
+        if self.engine.error:
+            problems.append(self.engine.error)
+        problems.extend(self.compositor.errors)
+        if self.worker.last_error:
+            problems.append(
+                f"{self.worker.errors} generator errors; last: {self.worker.last_error}"
+            )
+        return problems
