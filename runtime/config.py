@@ -95,6 +95,7 @@ class Table:
         name: the table's name as a user writes it ("generator", "map #3").
         header: the header to search for lines (see `locate`), None for the top level.
         index: the occurrence of an array-of-tables header.
+        known: keys read elsewhere that messages should still list and suggest.
     Thread: any (one table per thread).
     """
 
@@ -107,6 +108,7 @@ class Table:
         name: str,
         header: str | None = None,
         index: int = 0,
+        known: Iterable[str] = (),
     ) -> None:
         self.data = data
         self.file = file
@@ -114,7 +116,7 @@ class Table:
         self.name = name
         self.header = header
         self.index = index
-        self._known: set[str] = set()
+        self._known: set[str] = set(known)
 
     def where(self, key: str | None = None) -> str:
         """'file:line: [name] key' for messages. Thread: any."""

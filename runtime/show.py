@@ -174,7 +174,14 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
     weights = base / weights_s if weights_s else None
     if kind != "cppn" and weights is None:
         raise t.error(None, f"kind '{kind}' needs 'weights' (a checkpoint path)")
-    options = Table(t.rest(), file=t.file, text=t.text, name="generator", header="generator")
+    options = Table(
+        t.rest(),
+        file=t.file,
+        text=t.text,
+        name="generator",
+        header="generator",
+        known=("kind", "seed", "size", "weights", "device"),
+    )
     t.finish()
     return GeneratorConfig(kind, seed, size_px, weights, device, options)
 

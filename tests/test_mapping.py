@@ -32,7 +32,9 @@ def snap(values: dict[str, float], events: list[tuple[str, float]] = ()) -> Snap
 
 
 def test_range_invert_clamp_and_curves(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "osc:/x"
 target = "a"
@@ -46,7 +48,8 @@ in = [0, 1]
 out = [0, 1]
 invert = true
 curve = 2.0
-""")
+""",
+    )
     v = e.evaluate(snap({"osc:/x": 25.0, "osc:/y": 0.2}), 0.0, 1 / 30)
     assert v["a"] == pytest.approx(3.0)  # 25/100 -> 0.25 -> 2 + 0.25 * 4
     assert v["b"] == pytest.approx(0.64)  # 1 - 0.2 = 0.8, squared
@@ -67,18 +70,23 @@ curve = 2.0
     ],
 )
 def test_named_curves(tmp_path, curve, x, expected):
-    e = engine(tmp_path, f"""
+    e = engine(
+        tmp_path,
+        f"""
 [[map]]
 source = "osc:/x"
 target = "b"
 out = [0, 1]
 curve = {curve}
-""")
+""",
+    )
     assert e.evaluate(snap({"osc:/x": x}), 0.0, 0.1)["b"] == pytest.approx(expected)
 
 
 def test_quantize_and_combine(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 sources = ["osc:/p", "osc:/q"]
 combine = "product"
@@ -91,14 +99,17 @@ sources = ["osc:/p", "osc:/q"]
 combine = "max"
 target = "b"
 out = [0, 1]
-""")
+""",
+    )
     v = e.evaluate(snap({"osc:/p": 0.5, "osc:/q": 0.7}), 0.0, 0.1)
     assert v["a"] == pytest.approx(4.0)  # 0.35 * 10 = 3.5 -> nearest step of 2 is 4
     assert v["b"] == pytest.approx(0.7)
 
 
 def test_untouched_source_leaves_set_value_and_maps_on_one_target_sum(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [set]
 a = 5.0
 
@@ -111,7 +122,8 @@ out = [0, 1]
 source = "osc:/y"
 target = "a"
 out = [0, 2]
-""")
+""",
+    )
     assert e.evaluate(snap({}), 0.0, 0.1)["a"] == 5.0
     assert e.evaluate(snap({"osc:/x": 0.5}), 0.0, 0.1)["a"] == pytest.approx(0.5)
     v = e.evaluate(snap({"osc:/x": 0.5, "osc:/y": 0.5}), 0.0, 0.1)
@@ -120,16 +132,23 @@ out = [0, 2]
 
 
 def test_trigger_sees_events_between_frames_and_rearms(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "midi:note/36"
 target = "b"
 trigger = 0.5
 out = [0, 1]
-""")
+""",
+    )
     # A note on and off within one frame: the latest value is 0, the event rose.
-    assert e.evaluate(snap({"midi:note/36": 0.0}, [("midi:note/36", 0.9),
-                                                    ("midi:note/36", 0.0)]), 0, 0.1)["b"] == 1.0
+    assert (
+        e.evaluate(
+            snap({"midi:note/36": 0.0}, [("midi:note/36", 0.9), ("midi:note/36", 0.0)]), 0, 0.1
+        )["b"]
+        == 1.0
+    )
     assert e.evaluate(snap({"midi:note/36": 0.0}), 0, 0.1)["b"] == 0.0
     # Held high: fires once, not every frame.
     assert e.evaluate(snap({"midi:note/36": 0.8}), 0, 0.1)["b"] == 1.0
@@ -142,14 +161,17 @@ out = [0, 1]
 
 
 def test_envelope_after_trigger_by_hand(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "audio:onset"
 target = "b"
 trigger = 0.5
 envelope = { attack_s = 0.05, release_s = 0.2 }
 out = [0, 1]
-""")
+""",
+    )
     dt = 0.1
     y1 = e.evaluate(snap({"audio:onset": 1.0}), 0, dt)["b"]
     assert y1 == pytest.approx(1 - math.exp(-dt / 0.05))
@@ -170,15 +192,20 @@ def test_one_euro_by_hand():
 
 
 def test_one_euro_in_a_map_smooths_jitter(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "hand:0/x"
 target = "b"
 one_euro = { min_cutoff_hz = 0.5, beta = 0.0 }
 out = [0, 1]
-""")
-    outs = [e.evaluate(snap({"hand:0/x": 0.5 + (0.1 if i % 2 else -0.1)}), 0, 1 / 60)["b"]
-            for i in range(120)]
+""",
+    )
+    outs = [
+        e.evaluate(snap({"hand:0/x": 0.5 + (0.1 if i % 2 else -0.1)}), 0, 1 / 60)["b"]
+        for i in range(120)
+    ]
     assert max(outs[60:]) - min(outs[60:]) < 0.02  # raw jitter is 0.2 peak to peak
 
 
@@ -193,19 +220,24 @@ def test_envelope_and_smooth_filters_by_hand():
 
 
 def test_smooth_s_in_a_map(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "osc:/x"
 target = "b"
 smooth_s = 0.5
 out = [0, 1]
-""")
+""",
+    )
     assert e.evaluate(snap({"osc:/x": 0.0}), 0, 0.1)["b"] == 0.0
     assert e.evaluate(snap({"osc:/x": 1.0}), 0, 0.5)["b"] == pytest.approx(1 - math.exp(-1))
 
 
 def test_lfos_and_time(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [lfo.tri]
 shape = "triangle"
 rate_hz = 0.5
@@ -220,7 +252,8 @@ source = "time"
 target = "a"
 in = [0, 10]
 out = [0, 10]
-""")
+""",
+    )
     v = e.evaluate(snap({}), 0.5, 0.1)  # a quarter cycle of a 0.5 Hz triangle
     assert v["b"] == pytest.approx(0.5)
     assert v["a"] == pytest.approx(0.5)
@@ -235,7 +268,9 @@ out = [0, 10]
 
 
 def test_rates_integrate_and_steps_glide(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "osc:/speed"
 target = "speed"
@@ -247,7 +282,8 @@ source = "osc:/hop"
 target = "hop"
 trigger = 0.5
 out = [0, 1]
-""")
+""",
+    )
     for _ in range(10):
         v = e.evaluate(snap({"osc:/speed": 0.5}), 0, 0.1)
     assert v["phase"] == pytest.approx(0.5)  # 0.5 keyframes/s for 1 s
@@ -260,12 +296,15 @@ out = [0, 1]
 
 
 def test_hot_reload_keeps_last_good_mapping_and_names_the_line(tmp_path):
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 [[map]]
 source = "osc:/x"
 target = "a"
 out = [0, 1]
-""")
+""",
+    )
     path = e.paths[0]
     assert e.evaluate(snap({"osc:/x": 1.0}), 0, 0.1)["a"] == 1.0
     path.write_text("""
