@@ -19,6 +19,7 @@ void main() {
     a = mod(a, wedge);
     a = min(a, wedge - a);  // mirror every other half-wedge: no seams
     vec2 q = vec2(cos(a), sin(a)) * r / vec2(aspect, 1.0) + 0.5;
-    vec3 folded = texture(u_input, fract(q)).rgb;
+    q = 1.0 - abs(1.0 - mod(q, 2.0));  // mirrored repeat: no seams in far corners
+    vec3 folded = texture(u_input, q).rgb;
     f_color = vec4(mix(texture(u_input, v_uv).rgb, folded, u_mix), 1.0);
 }

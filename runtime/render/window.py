@@ -15,6 +15,9 @@ from runtime.errors import OutputError
 
 log = logging.getLogger(__name__)
 
+# GLFW reports through our log (debug level), not Python warnings on stderr.
+glfw.ERROR_REPORTING = "log"
+
 
 def monitors() -> list[str]:
     """Connected monitors as 'N: name WxH@Hz' lines; empty with no display.
