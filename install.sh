@@ -18,7 +18,7 @@ dev=0
 # headless GL. Test material comes from Debian packages too.
 apt_packages=(xvfb libportaudio2 ffmpeg liblo-tools libegl1 libgl1 libgl1-mesa-dri x11-apps)
 if [ "$dev" = 1 ]; then
-    apt_packages+=(imagemagick jackd2 sonic-pi-samples openttd-openmsx)
+    apt_packages+=(imagemagick xdotool jackd2 sonic-pi-samples openttd-openmsx)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
