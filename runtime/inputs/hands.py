@@ -596,6 +596,10 @@ class Landmarker:
     """
 
     def __init__(self, model: Path, *, max_hands: int, min_confidence: float) -> None:
+        if not Path(model).is_file():
+            raise InputError(
+                f"no hand model at {model}: build it once with `python run_show.py hands model`"
+            )
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
@@ -604,10 +608,6 @@ class Landmarker:
                 "hand tracking needs mediapipe, which is not installed "
                 f"({exc.msg}): pip install 'latentstage[hands]'"
             ) from None
-        if not Path(model).is_file():
-            raise InputError(
-                f"no hand model at {model}: build it once with `python run_show.py hands model`"
-            )
         options = vision.HandLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model)),
             running_mode=vision.RunningMode.VIDEO,
