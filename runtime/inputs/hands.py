@@ -79,7 +79,16 @@ RETRY_S = 2.0
 RECORDING_FORMAT = "latentstage-hands"
 RECORDING_VERSION = 1
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-SIGNALS = ("present", "x", "y", "z", "pinch", "openness")
+#: What `run_show.py signals` lists for this input (N is the hand slot).
+SIGNALS = (
+    ("hand:N/present", "1 while hand N is tracked, 0 once it has been gone for hold_s"),
+    ("hand:N/x", "palm centre 0..1, left to right (as in a mirror when `mirror`)"),
+    ("hand:N/y", "palm centre 0..1, bottom to top"),
+    ("hand:N/z", "nearness 0..1: palm length through depth_range (0 far, 1 near)"),
+    ("hand:N/pinch", "0..1: 1 when thumb and index tips touch"),
+    ("hand:N/openness", "0..1: 0 a fist, 1 a flat open hand"),
+    ("hand:count", "hands present"),
+)
 
 
 # -- data --------------------------------------------------------------------------------
@@ -356,7 +365,6 @@ class HandTracker:
         self.bus = bus
         self.settings = settings
         self.slots = [_Slot(settings) for _ in range(settings.max_hands)]
-        self.frames = 0
         self._count = 0
         for n in range(settings.max_hands):
             bus.set(f"hand:{n}/present", 0.0)
@@ -377,7 +385,6 @@ class HandTracker:
             aspect: the frame's width / height.
         Thread: the owner (see the class).
         """
-        self.frames += 1
         hands = sorted(hands, key=lambda h: -h.score)[: len(self.slots)]
         centres = [h.image[list(PALM), :2].mean(axis=0) for h in hands]  # (2,) each
         seen = self._assign(centres)
@@ -825,6 +832,10 @@ class HandsInput:
                 self._run_video(landmarker)
             finally:
                 landmarker.close()
+        except Exception as exc:  # an input thread never raises into the show
+            log.debug("hands: input thread failed", exc_info=True)
+            self._report(f"hand input stopped ({exc!r})")
+            self._state = "failed"
         finally:
             self.tracker.release_all()
 
@@ -833,10 +844,12 @@ class HandsInput:
             try:
                 source = VideoSource(self.settings)
             except InputError as exc:
-                self._report(f"{exc}; retrying every {RETRY_S:g} s")
-                self._state = "waiting for the camera" if self.settings.file is None else "off"
                 if self.settings.file is not None:
+                    self._report(str(exc))
+                    self._state = "off"
                     return
+                self._report(f"{exc}; retrying every {RETRY_S:g} s")
+                self._state = "waiting for the camera"
                 self._stop.wait(RETRY_S)
                 continue
             self._recovered()
@@ -938,14 +951,21 @@ class HandsFeed:
             )
         else:
             try:
-                self._landmarker = Landmarker(
+                landmarker = Landmarker(
                     settings.model,
                     max_hands=settings.max_hands,
                     min_confidence=settings.min_confidence,
                 )
-                self._frames = VideoSource(settings).frames()
             except InputError as exc:
                 self._fail(str(exc))
+                return
+            try:
+                self._frames = VideoSource(settings).frames()
+            except InputError as exc:
+                landmarker.close()
+                self._fail(str(exc))
+                return
+            self._landmarker = landmarker
 
     def update(self, bus: SignalBus, t_s: float) -> None:
         """Feed every source frame up to `t_s` (seconds into the render) to the
