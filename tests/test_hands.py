@@ -445,11 +445,12 @@ def test_real_landmarker_finds_a_real_hand_and_not_a_blank_wall():
     assert hand.image[0, 1] > hand.image[12, 1]  # wrist below the middle fingertip
 
 
-def test_real_landmarker_records_a_video_and_the_recording_replays(tmp_path):
+@pytest.fixture
+def slide_video(tmp_path) -> Path:
+    """A real hand photo sliding right across a 480x360 frame: 30 frames at 30 fps."""
     real_model()
     import cv2
 
-    # A real hand photo sliding right across a 480x360 frame, 30 frames at 30 fps.
     hand = cv2.imread(str(DATA / "open_hand_200.jpg"))
     background = np.full((360, 480, 3), hand[5, 5], np.uint8)
     video = tmp_path / "slide.avi"
@@ -460,11 +461,14 @@ def test_real_landmarker_records_a_video_and_the_recording_replays(tmp_path):
         frame[80:280, x : x + 200] = hand
         writer.write(frame)
     writer.release()
+    return video
 
+
+def test_real_landmarker_records_a_video_and_the_recording_replays(tmp_path, slide_video):
     from runtime.cli import main
 
     out = tmp_path / "slide.jsonl"
-    assert main(["hands", "record", str(out), "--video", str(video), "--max-hands", "1"]) == 0
+    assert main(["hands", "record", str(out), "--video", str(slide_video), "--max-hands", "1"]) == 0
     rec = read_recording(out)
     assert rec.size_px == (480, 360) and len(rec.frames) == 30
     seen = [f for f in rec.frames if f.hands]
@@ -480,6 +484,36 @@ def test_real_landmarker_records_a_video_and_the_recording_replays(tmp_path):
     feed.update(bus, 1.0)
     xs_bus = bus.snapshot().events_for("hand:0/x")
     assert xs_bus[0] > xs_bus[-1]  # mirrored: moving right in the image lowers x
+
+
+def test_a_hand_video_drives_the_bus_through_the_input_thread(tmp_path, slide_video):
+    bus = SignalBus()
+    data = {"file": slide_video.name, "loop": False, "mirror": False, "max_hands": 1}
+    live = hands.build(table(data), bus, folder=tmp_path, offline=False)
+    live.start()
+    assert live.join(20.0), live.status()
+    snap = bus.snapshot()
+    xs = snap.events_for("hand:0/x")
+    # Played at the file's 30 fps; frames the landmarker cannot keep up with are
+    # skipped (counted), so on a busy machine fewer than 30 frames give values.
+    assert len(xs) + live.skipped <= 30
+    assert len(xs) >= 5 and xs[-1] - xs[0] > 0.3
+    assert snap.events_for("hand:0/present")[:2] == [0.0, 1.0]
+    assert bus.get("hand:0/present") == 0.0  # the file ended: hands released
+    assert all(v > 0.8 for v in snap.events_for("hand:0/openness"))
+
+
+def test_a_hand_video_drives_the_offline_feed_frame_by_frame(tmp_path, slide_video):
+    bus = SignalBus()
+    data = {"file": slide_video.name, "loop": False, "mirror": False, "max_hands": 1}
+    feed = hands.build(table(data), bus, folder=tmp_path, offline=True)
+    assert feed.problem is None
+    for frame in range(16):
+        feed.update(bus, frame / 15)  # a 15 fps render takes every second video frame
+    snap = bus.snapshot()
+    xs = snap.events_for("hand:0/x")
+    assert len(xs) >= 27  # every video frame, not every render frame
+    assert xs[-1] - xs[0] == pytest.approx(280 / 480, abs=0.15)
 
 
 # -- the model bundle --------------------------------------------------------------------
