@@ -558,3 +558,31 @@ def test_hands_module_imports_neither_torch_nor_gl_nor_mediapipe():
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_hands_model_command_builds_once_then_checks(tmp_path, capsys):
+    built = default_task_path()
+    if not built.is_file():
+        pytest.skip(f"no bundle at {built} to rebuild from: run `python run_show.py hands model`")
+    from runtime.cli import main
+
+    wheel_path = tmp_path / "mediapipe-0.10.21-same.whl"
+    with zipfile.ZipFile(built) as task, zipfile.ZipFile(wheel_path, "w") as wheel:
+        for name, (member, _) in MODELS.items():
+            wheel.writestr(member, task.read(name))
+    out = tmp_path / "models" / "hand_landmarker.task"
+    args = ["hands", "model", "--wheel", str(wheel_path), "--out", str(out)]
+    assert main(args) == 0
+    assert "7.8 MB, checked" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "already built and checked" in capsys.readouterr().out
+    out.write_bytes(b"truncated")
+    assert main(args) == 0
+    assert "rebuilding" in capsys.readouterr().out
+    check_hand_task(out)
+    # Without a model, recording is refused with a message, not a traceback.
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    missing = ["hands", "record", str(tmp_path / "r.jsonl"), "--video", str(video)]
+    assert main([*missing, "--model", str(tmp_path / "none.task")]) == 1
+    assert "no hand model at" in capsys.readouterr().err
