@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from runtime.errors import ShowError
 
@@ -38,76 +39,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _hands_parser(sub: argparse._SubParsersAction) -> None:
-    from runtime.inputs.hands_model import default_task_path
-
     p = sub.add_parser("hands", help="hand tracking: build the model, record landmarks")
     hands = p.add_subparsers(dest="hands_command", metavar="ACTION", required=True)
     m = hands.add_parser(
         "model",
         help="build hand_landmarker.task from mediapipe 0.10.21's wheel (fetched with pip)",
     )
-    m.add_argument("--wheel", help="a mediapipe 0.10.21 wheel already on disk (skips pip)")
-    m.add_argument("--out", help=f"the bundle to write (default {default_task_path()})")
+    m.add_argument("--wheel", type=Path, help="a mediapipe 0.10.21 wheel on disk (skips pip)")
+    m.add_argument("--out", type=Path, help="the bundle (default ~/.cache/latentstage/models/...)")
     m.add_argument("--force", action="store_true", help="rebuild even if a good one is there")
-    m.set_defaults(func=_hands_model)
+    m.set_defaults(func=cmd_hands_model)
     r = hands.add_parser(
         "record", help="record hand landmarks from a camera or a video into a .jsonl"
     )
-    r.add_argument("out", help="the landmark recording to write (.jsonl)")
+    r.add_argument("out", type=Path, help="the landmark recording to write (.jsonl)")
     source = r.add_mutually_exclusive_group()
     source.add_argument("--camera", help="camera index or device path (default 0)")
-    source.add_argument("--video", help="a video file instead of a camera")
+    source.add_argument("--video", type=Path, help="a video file instead of a camera")
     r.add_argument("--seconds", type=float, help="stop after this long (a camera: Ctrl-C)")
-    r.add_argument("--model", help="the hand_landmarker.task (default: the cache)")
+    r.add_argument("--model", type=Path, help="the hand_landmarker.task (default: the cache)")
     r.add_argument("--max-hands", type=int, default=2, help="most hands to track (1..4)")
-    r.set_defaults(func=_hands_record)
+    r.set_defaults(func=cmd_hands_record)
 
 
-def _hands_model(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def cmd_hands_model(args: argparse.Namespace) -> int:
+    """Build the hand model bundle once. Thread: main."""
+    from runtime.inputs.hands_model import ensure_hand_task
 
-    from runtime.errors import InputError
-    from runtime.inputs.hands_model import build_hand_task, check_hand_task, default_task_path
-
-    out = Path(args.out) if args.out else default_task_path()
-    if out.exists() and not args.force:
-        try:
-            check_hand_task(out)
-        except InputError as exc:
-            print(f"rebuilding: {exc}")
-        else:
-            print(f"{out}: already built and checked")
-            return 0
-    wheel = Path(args.wheel) if args.wheel else None
-    print(f"building {out} from {args.wheel or 'mediapipe==0.10.21 (pip download)'}")
-    build_hand_task(out, wheel=wheel)
-    check_hand_task(out)
-    print(f"{out}: {out.stat().st_size / 1e6:.1f} MB, checked")
+    print(ensure_hand_task(args.out, wheel=args.wheel, force=args.force))
     return 0
 
 
-def _hands_record(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def cmd_hands_record(args: argparse.Namespace) -> int:
+    """Record hand landmarks. Thread: main."""
+    from runtime.inputs.hands import record_command
 
-    from runtime.config import Table
-    from runtime.inputs.hands import read_settings, record
-
-    data: dict = {"max_hands": args.max_hands}
-    if args.video:
-        data["file"] = args.video
-    elif args.camera is not None:
-        data["camera"] = int(args.camera) if args.camera.isdigit() else args.camera
-    if args.model:
-        data["model"] = args.model
-    table = Table(data, file=Path("<command line>"), text="", name="hands record")
-    settings = read_settings(table, Path.cwd())
-    print(f"recording {settings.source_name} to {args.out} (Ctrl-C stops)")
     try:
-        writer = record(settings, Path(args.out), seconds=args.seconds)
+        line = record_command(
+            args.out,
+            camera=args.camera,
+            video=args.video,
+            seconds=args.seconds,
+            model=args.model,
+            max_hands=args.max_hands,
+        )
     except KeyboardInterrupt:
-        print(f"stopped; {args.out} keeps the frames written so far")
-        return 0
-    print(f"{args.out}: {writer.frames} frames")
+        line = f"stopped; {args.out} keeps the frames written so far"
+    print(line)
     return 0
 
 

@@ -84,3 +84,41 @@ class OneEuro:
 
 def _copy(value: Value) -> Value:
     return value.copy() if isinstance(value, np.ndarray) else value
+
+
+class Envelope:
+    """An attack/release follower: rises towards the input with time constant
+    `attack_s`, falls with `release_s` (exponential, like an analogue follower).
+
+    Thread: one thread per instance.
+    """
+
+    def __init__(self, attack_s: float, release_s: float):
+        self.attack_s = attack_s
+        self.release_s = release_s
+        self._y = 0.0
+
+    def __call__(self, x: float, dt_s: float) -> float:
+        """Follow one sample. Thread: owner."""
+        tau_s = self.attack_s if x > self._y else self.release_s
+        self._y += (x - self._y) * (1.0 - math.exp(-dt_s / tau_s)) if tau_s > 0 else x - self._y
+        return self._y
+
+
+class Smooth:
+    """Exponential smoothing with time constant `tau_s` (63% of a step in tau_s).
+
+    Thread: one thread per instance.
+    """
+
+    def __init__(self, tau_s: float):
+        self.tau_s = tau_s
+        self._y: float | None = None
+
+    def __call__(self, x: float, dt_s: float) -> float:
+        """Smooth one sample. Thread: owner."""
+        if self._y is None:
+            self._y = x
+        else:
+            self._y += (x - self._y) * (1.0 - math.exp(-dt_s / self.tau_s))
+        return self._y

@@ -578,7 +578,7 @@ def test_hands_model_command_builds_once_then_checks(tmp_path, capsys):
     assert "already built and checked" in capsys.readouterr().out
     out.write_bytes(b"truncated")
     assert main(args) == 0
-    assert "rebuilding" in capsys.readouterr().out
+    assert "7.8 MB, checked" in capsys.readouterr().out  # rebuilt, not taken as built
     check_hand_task(out)
     # Without a model, recording is refused with a message, not a traceback.
     video = tmp_path / "clip.mp4"

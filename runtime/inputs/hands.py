@@ -1064,6 +1064,47 @@ def record(
     return writer
 
 
+def record_command(
+    out: Path,
+    *,
+    camera: str | None = None,
+    video: Path | None = None,
+    seconds: float | None = None,
+    model: Path | None = None,
+    max_hands: int = 2,
+) -> str:
+    """`run_show.py hands record`: record a camera (the default, camera 0) or a video.
+
+    Args:
+        out: the .jsonl to write.
+        camera: a camera index ("1") or device path; None and no video for camera 0.
+        video: a video file instead of a camera.
+        seconds: stop after this much source time (a camera otherwise runs to Ctrl-C).
+        model: the hand_landmarker.task; None for the cache.
+        max_hands: most hands to track, 1..4.
+    Returns:
+        One line saying what was written.
+    Raises:
+        ConfigError: a bad argument (a missing video, max_hands out of range).
+        InputError: mediapipe, the model, OpenCV or the source is missing.
+        KeyboardInterrupt: Ctrl-C; the recording keeps the frames written so far.
+    Thread: main.
+    """
+    data: dict[str, Any] = {"max_hands": max_hands}
+    if video is not None:
+        data["file"] = str(video)
+    elif camera is not None:
+        data["camera"] = int(camera) if camera.isdigit() else camera
+    if model is not None:
+        data["model"] = str(model)
+    settings = read_settings(
+        Table(data, file=Path("<command line>"), text="", name="hands record"), Path.cwd()
+    )
+    log.info("recording %s to %s (Ctrl-C stops)", settings.source_name, out)
+    writer = record(settings, out, seconds=seconds)
+    return f"{out}: {writer.frames} frames"
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -15,6 +15,7 @@ install script runs that once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import zipfile
 from pathlib import Path
 
 from runtime.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: The registry package whose wheel carries the models.
 SOURCE_PACKAGE = "mediapipe==0.10.21"
@@ -115,6 +118,35 @@ def build_hand_task(out: Path, *, wheel: Path | None = None) -> Path:
                 _write_aligned(bundle, name, data)
         partial.replace(out)
     return out
+
+
+def ensure_hand_task(
+    out: Path | None = None, *, wheel: Path | None = None, force: bool = False
+) -> str:
+    """Build the bundle unless a good one is already there (`run_show.py hands model`).
+
+    Args:
+        out: the bundle; None for `default_task_path()`.
+        wheel: a mediapipe 0.10.21 wheel on disk; None fetches it with pip.
+        force: rebuild even when the bundle there checks out.
+    Returns:
+        One line saying what was done.
+    Raises:
+        InputError: the wheel cannot be had or does not hold the expected models.
+    Thread: main.
+    """
+    out = Path(out) if out is not None else default_task_path()
+    if out.exists() and not force:
+        try:
+            check_hand_task(out)
+        except InputError as exc:
+            log.info("rebuilding: %s", exc)
+        else:
+            return f"{out}: already built and checked"
+    log.info("building %s from %s", out, wheel or f"{SOURCE_PACKAGE} (pip download)")
+    build_hand_task(out, wheel=wheel)
+    check_hand_task(out)
+    return f"{out}: {out.stat().st_size / 1e6:.1f} MB, checked"
 
 
 def check_hand_task(path: Path) -> None:
