@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -686,11 +687,20 @@ class VideoSource:
         self.settings = settings
         self.is_camera = settings.file is None
         target = settings.camera if self.is_camera else str(settings.file)
-        self._capture = cv2.VideoCapture(target)
+        # OpenCV logs its own warnings on every failed open (every retry, for months
+        # in an installation); ours is reported once, so keep it quiet meanwhile.
+        cv_log = cv2.utils.logging
+        level = cv_log.getLogLevel()
+        cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
+        try:
+            self._capture = cv2.VideoCapture(target)
+        finally:
+            cv_log.setLogLevel(level)
         if not self._capture.isOpened():
             self._capture.release()
             if self.is_camera:
-                device = f"/dev/video{target}" if isinstance(target, int) else target
+                linux = sys.platform.startswith("linux") and isinstance(target, int)
+                device = f"/dev/video{target}" if linux else "it"
                 raise InputError(f"no camera {target} ({device} cannot be opened)")
             raise InputError(f"{settings.file}: OpenCV cannot open this video")
         if self.is_camera:
