@@ -176,7 +176,7 @@ class HandsSettings:
     @property
     def is_recording(self) -> bool:
         """True when the source is a landmark recording. Thread: any."""
-        return self.file is not None and self.file.suffix.lower() in (".jsonl", ".json")
+        return self.file is not None and self.file.suffix.lower() == ".jsonl"
 
 
 def read_settings(table: Table, folder: Path) -> HandsSettings:
@@ -199,7 +199,7 @@ def read_settings(table: Table, folder: Path) -> HandsSettings:
     file = None
     if file_s is not None:
         file = folder / file_s
-        suffixes = (*VIDEO_SUFFIXES, ".jsonl", ".json")
+        suffixes = (*VIDEO_SUFFIXES, ".jsonl")
         if file.suffix.lower() not in suffixes:
             raise table.error(
                 "file",
