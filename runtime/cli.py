@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--frames", type=int, default=120, help="frames per measurement")
     bench.set_defaults(func=cmd_bench)
+    _hands_parser(sub)
     return parser
 
 
@@ -163,6 +164,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     for line in run_bench(args.show or PROJECT_ROOT / "shows" / "demo.toml", frames=args.frames):
         print(line, flush=True)
+    return 0
+
+
+def _hands_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hands", help="hand tracking: build the model, record landmarks")
+    hands = p.add_subparsers(dest="hands_command", metavar="ACTION", required=True)
+    m = hands.add_parser(
+        "model",
+        help="build hand_landmarker.task from mediapipe 0.10.21's wheel (fetched with pip)",
+    )
+    m.add_argument("--wheel", type=Path, help="a mediapipe 0.10.21 wheel on disk (skips pip)")
+    m.add_argument("--out", type=Path, help="the bundle (default ~/.cache/latentstage/models/...)")
+    m.add_argument("--force", action="store_true", help="rebuild even if a good one is there")
+    m.set_defaults(func=cmd_hands_model)
+    r = hands.add_parser(
+        "record", help="record hand landmarks from a camera or a video into a .jsonl"
+    )
+    r.add_argument("out", type=Path, help="the landmark recording to write (.jsonl)")
+    source = r.add_mutually_exclusive_group()
+    source.add_argument("--camera", help="camera index or device path (default 0)")
+    source.add_argument("--video", type=Path, help="a video file instead of a camera")
+    r.add_argument("--seconds", type=float, help="stop after this long (a camera: Ctrl-C)")
+    r.add_argument("--model", type=Path, help="the hand_landmarker.task (default: the cache)")
+    r.add_argument("--max-hands", type=int, default=2, help="most hands to track (1..4)")
+    r.set_defaults(func=cmd_hands_record)
+
+
+def cmd_hands_model(args: argparse.Namespace) -> int:
+    """Build the hand model bundle once. Thread: main."""
+    from runtime.inputs.hands_model import ensure_hand_task
+
+    print(ensure_hand_task(args.out, wheel=args.wheel, force=args.force))
+    return 0
+
+
+def cmd_hands_record(args: argparse.Namespace) -> int:
+    """Record hand landmarks. Thread: main."""
+    from runtime.inputs.hands import record_command
+
+    try:
+        line = record_command(
+            args.out,
+            camera=args.camera,
+            video=args.video,
+            seconds=args.seconds,
+            model=args.model,
+            max_hands=args.max_hands,
+        )
+    except KeyboardInterrupt:
+        line = f"stopped; {args.out} keeps the frames written so far"
+    print(line)
     return 0
 
 

@@ -1,17 +1,28 @@
-"""Small stateful filters on scalar signals, shared by the mapping engine and inputs.
+"""Small stateful filters on signals, shared by the mapping engine and inputs.
 
-Each filter takes (value, dt_s) per step and keeps its own state; none allocates per
-step, so they are safe in input threads and in the frame loop.
+Each filter takes (value, dt_s) per step and keeps its own state. Values may be
+floats or numpy arrays (filtered element by element, e.g. 21 hand landmarks at
+once); torch-free, so inputs can use them in their own threads.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TypeVar
+
+import numpy as np
+
+Value = TypeVar("Value", float, np.ndarray)
 
 
-def smoothing_alpha(cutoff_hz: float, dt_s: float) -> float:
+def smoothing_alpha(cutoff_hz: Value, dt_s: float) -> Value:
     """The exponential-smoothing weight of a one-pole low-pass at `cutoff_hz`.
 
+    Args:
+        cutoff_hz: the cutoff frequency (a float, or an array for per-element cutoffs).
+        dt_s: the time step; above 0.
+    Returns:
+        alpha in (0, 1): the share of the new sample in the next output.
     Thread: any.
     """
     tau_s = 1.0 / (2.0 * math.pi * cutoff_hz)
@@ -19,12 +30,19 @@ def smoothing_alpha(cutoff_hz: float, dt_s: float) -> float:
 
 
 class OneEuro:
-    """The one-euro filter (Casiez, Roussel, Vogel 2012): little lag when the input
-    moves fast, little jitter when it is still.
+    """The one-euro filter (Casiez, Roussel, Vogel, CHI 2012): little lag when the
+    input moves fast, little jitter when it is still.
+
+    Per step: the speed `dx = (x - x_prev) / dt` is low-passed at `d_cutoff_hz`,
+    the cutoff becomes `min_cutoff_hz + beta * |dx|`, and the output moves towards
+    `x` by `smoothing_alpha(cutoff, dt)`. The first sample passes through.
 
     Args:
-        min_cutoff_hz: cutoff when still (lower: smoother).
-        beta: how much speed raises the cutoff (higher: less lag).
+        min_cutoff_hz: cutoff when still (lower: smoother, more lag).
+        beta: how much speed (units per second) raises the cutoff (higher: less lag
+            when moving). It has the units of 1/(value unit): a value in 0..1 moving
+            one full range per second with beta 10 gets a cutoff 10 Hz above the
+            minimum.
         d_cutoff_hz: cutoff for the speed estimate.
     Thread: one thread per instance.
     """
@@ -33,20 +51,39 @@ class OneEuro:
         self.min_cutoff_hz = min_cutoff_hz
         self.beta = beta
         self.d_cutoff_hz = d_cutoff_hz
-        self._x: float | None = None
+        self._x: Value | None = None
+        self._dx: Value = 0.0
+
+    def reset(self) -> None:
+        """Forget the state: the next sample passes through. Thread: owner."""
+        self._x = None
         self._dx = 0.0
 
-    def __call__(self, x: float, dt_s: float) -> float:
-        """Filter one sample taken `dt_s` after the previous one. Thread: owner."""
-        if self._x is None or dt_s <= 0.0:
-            if self._x is None:
-                self._x = x
-            return self._x
+    def __call__(self, x: Value, dt_s: float) -> Value:
+        """Filter one sample taken `dt_s` after the previous one.
+
+        Args:
+            x: the sample (a float or an array of one fixed shape).
+            dt_s: seconds since the previous sample; at 0 or below the previous
+                output is returned unchanged.
+        Returns:
+            The filtered value, a new object (arrays are never shared with the state).
+        Thread: owner.
+        """
+        if self._x is None:
+            self._x = np.array(x, dtype=np.float64) if isinstance(x, np.ndarray) else float(x)
+            return _copy(self._x)
+        if dt_s <= 0.0:
+            return _copy(self._x)
         dx = (x - self._x) / dt_s
-        self._dx += smoothing_alpha(self.d_cutoff_hz, dt_s) * (dx - self._dx)
+        self._dx = self._dx + smoothing_alpha(self.d_cutoff_hz, dt_s) * (dx - self._dx)
         cutoff_hz = self.min_cutoff_hz + self.beta * abs(self._dx)
-        self._x += smoothing_alpha(cutoff_hz, dt_s) * (x - self._x)
-        return self._x
+        self._x = self._x + smoothing_alpha(cutoff_hz, dt_s) * (x - self._x)
+        return _copy(self._x)
+
+
+def _copy(value: Value) -> Value:
+    return value.copy() if isinstance(value, np.ndarray) else value
 
 
 class Envelope:
