@@ -41,9 +41,12 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-extra=""
-[ "$dev" = 1 ] && extra="[dev]"
+extra="[hands]"
+[ "$dev" = 1 ] && extra="[dev,hands]"
 # One torch for everything (pyproject pins torch 2.14.1 + torchvision 0.29.1): on
 # Linux this is the CUDA build, which also runs on machines without a GPU.
 .venv/bin/python -m pip install -q -e ".$extra"
+# The hand tracker's model: built once from a MediaPipe wheel on PyPI, then cached.
+.venv/bin/python run_show.py hands model >/dev/null || \
+    echo "warning: no hand model built; hand tracking will say so when a show uses it" >&2
 echo "latentstage installed: .venv/bin/python run_show.py --help"

@@ -141,6 +141,10 @@ def test_show_mistakes(tmp_path, text, pattern):
             r"'envelope': unknown key 'atack_s' \(did you mean 'attack_s'\?\)",
         ),
         (
+            '[[map]]\nsource = "lfo:slow"\ntarget = "gen.zoom"\none_euro = { min_cutoff_hz = 0 }\n',
+            r"'one_euro': 'min_cutoff_hz': expected a number above 0, got 0",
+        ),
+        (
             '[[map]]\nsource = "lfo:slow"\ntarget = "gen.zoom"\nsmoothing = 1\n',
             r"m\.toml:4: \[map #1\] 'smoothing': unknown key",
         ),

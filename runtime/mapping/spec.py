@@ -212,8 +212,14 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
         clamp=t.take("clamp", bool, True),
         curve=curve,
         trigger=t.take("trigger", float, None),
-        one_euro=_sub(t, "one_euro", ("min_cutoff_hz", 1.0), ("beta", 0.0), ("d_cutoff_hz", 1.0)),
-        envelope=_sub(t, "envelope", ("attack_s", 0.01), ("release_s", 0.3)),
+        one_euro=_sub(
+            t,
+            "one_euro",
+            ("min_cutoff_hz", 1.0, True),
+            ("beta", 0.0, False),
+            ("d_cutoff_hz", 1.0, True),
+        ),
+        envelope=_sub(t, "envelope", ("attack_s", 0.01, False), ("release_s", 0.3, False)),
         smooth_s=t.take("smooth_s", float, None, check=_positive),
         quantize=t.take("quantize", float, None, check=_positive),
     )
@@ -272,21 +278,28 @@ def _pair(t: Table, key: str, default: tuple[float, float]) -> tuple[float, floa
     return (float(value[0]), float(value[1]))
 
 
-def _sub(t: Table, key: str, *fields: tuple[str, float]) -> tuple[float, ...] | None:
+def _sub(t: Table, key: str, *fields: tuple[str, float, bool]) -> tuple[float, ...] | None:
+    """An inline table of numbers: (name, default, must be above 0) per field."""
     raw = t.take(key, dict, None)
     if raw is None:
         return None
-    names = [name for name, _ in fields]
+    names = [name for name, _, _ in fields]
     for name in raw:
         if name not in names:
             raise t.error(
                 key, f"unknown key '{name}'{suggest(name, names)}; known keys: {', '.join(names)}"
             )
     values = []
-    for name, default in fields:
+    for name, default, positive in fields:
         value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise t.error(key, f"'{name}': expected a number of 0 or more, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < 0
+            or (positive and value == 0)
+        ):
+            least = "above 0" if positive else "of 0 or more"
+            raise t.error(key, f"'{name}': expected a number {least}, got {value!r}")
         values.append(float(value))
     return tuple(values)
 
