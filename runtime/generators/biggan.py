@@ -675,8 +675,8 @@ def class_index(entry: str | int, names: Sequence[str]) -> int:
     Returns:
         The index.
     Raises:
-        ValueError: an unknown name (with the nearest names), a name that two
-            classes share (with both indices), or an index out of range.
+        ValueError: an unknown name (with the nearest name), a name that matches
+            two classes but for case (with both), or an index out of range.
     Thread: any.
     """
     if isinstance(entry, int) and not isinstance(entry, bool):
@@ -685,16 +685,17 @@ def class_index(entry: str | int, names: Sequence[str]) -> int:
         raise ValueError(f"class index {entry} is outside 0..{len(names) - 1}")
     if not isinstance(entry, str):
         raise ValueError(f"expected a class name or index, got {entry!r}")
-    wanted = " ".join(entry.lower().split())
+    spaced = " ".join(entry.split())
+    if spaced in names:  # exact case first: "Cardigan" (the corgi) is not "cardigan"
+        return list(names).index(spaced)
+    wanted = spaced.lower()
     lowered = [name.lower() for name in names]
     hits = [i for i, name in enumerate(lowered) if name == wanted]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
-        raise ValueError(
-            f"class name '{entry}' names {len(hits)} classes "
-            f"({', '.join(str(i) for i in hits)}): give the index instead"
-        )
+        options = ", ".join(f"'{names[i]}' ({i})" for i in hits)
+        raise ValueError(f"class name '{entry}' could be {options}: write it exactly or by index")
     raise ValueError(f"unknown ImageNet class '{entry}'{suggest(wanted, lowered)}")
 
 
