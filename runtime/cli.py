@@ -4,6 +4,7 @@
     run_show.py check SHOW                                               validate
     run_show.py signals SHOW | targets SHOW                              what maps to what
     run_show.py bench                                                    measure
+    run_show.py models list | models pull NAME                           model weights
 
 Each command's implementation lives in the module it belongs to; this file only
 parses arguments and reports errors readably.
@@ -17,7 +18,7 @@ import sys
 
 from runtime.errors import ShowError
 
-COMMANDS = ("play", "check", "signals", "targets", "bench")
+COMMANDS = ("play", "check", "signals", "targets", "bench", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("check", "signals", "targets"):
         p = sub.add_parser(name, help=f"{name} a show")
         p.add_argument("show", help="the show's TOML file")
+
+    models = sub.add_parser("models", help="list the model catalogue, pull weights into the cache")
+    actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    actions.add_parser("list", help="the catalogue and what is cached")
+    pull = actions.add_parser("pull", help="download a model into the cache, checking its sha256")
+    pull.add_argument("name", help="a catalogue name (see `models list`)")
+    pull.add_argument("--sha256", help="expected sha256 where the catalogue has none")
+    pull.add_argument(
+        "--accept-unverified", action="store_true", help="keep a file no checksum vouches for"
+    )
+    models.set_defaults(func=_models)
     return parser
+
+
+def _models(args: argparse.Namespace) -> int:
+    from runtime.models import run_command
+
+    return run_command(args, sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
