@@ -226,6 +226,35 @@ def test_render_batch_matches_single_frames(gen):
         assert torch.allclose(batch[i], gen.render(p), atol=1e-5)
 
 
+def test_half_precision_path_stays_close_to_float32(folder):
+    """The CUDA path's float16 and channels-last layout, run on the CPU."""
+    net = load_folder(folder)
+    z = torch.stack([truncated_noise(1), truncated_noise(2)]) * 0.5
+    classes = torch.nn.functional.one_hot(torch.tensor([11, 207]), 1000).float()
+    with torch.no_grad():
+        expected = net(z, classes, 0.5)
+        net.set_precision(half=True, channels_last=True)
+        assert net.rgb_w.dtype == torch.float16 and net.mod_w.dtype == torch.float32
+        half = net(z, classes, [0.5, 0.5])
+        net.set_precision(half=False, channels_last=False)
+        back = net(z, classes, 0.5)
+    assert half.dtype == torch.float32 and (half - expected).abs().max() < 1e-2
+    assert torch.equal(back, expected)  # the float32 weights come back exactly
+
+
+def test_non_finite_half_frame_falls_back_to_float32(folder, caplog):
+    gen = build(generator_config(folder, classes=["goldfinch"], seeds=[1, 2]), CPU)
+    # Weights beyond float16's range: inf in half precision, fine in float32.
+    gen.net.block0_conv3_w *= 1e6
+    expected = gen.render(Params(0, 0.0))
+    gen._half = True  # as on CUDA
+    gen.net.set_precision(half=True, channels_last=False)
+    frame = gen.render(Params(0, 0.0))
+    assert torch.isfinite(frame).all() and torch.equal(frame, expected)
+    assert not gen._half and gen.net.rgb_w.dtype == torch.float32
+    assert "float32 from now on" in caplog.text
+
+
 # Broken weights -----------------------------------------------------------------------
 
 
@@ -295,3 +324,20 @@ def test_broken_weights_fall_back_to_the_default_generator(tmp_path):
     assert "absent: folder not found" in problem and "cppn" in problem
     frame = generator.render(Params(0, 0.0))
     assert frame.shape == (3, 128, 128)
+
+
+@pytest.mark.gpu
+def test_cuda_fp16_channels_last_matches_cpu(folder):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    options = {"classes": ["goldfinch", 207], "seeds": [1, 2, 3]}
+    cpu = build(generator_config(folder, **options), CPU)
+    cuda = build(generator_config(folder, **options), torch.device("cuda"))
+    assert cuda.net.rgb_w.dtype == torch.float16
+    assert cuda.net.rgb_w.is_contiguous(memory_format=torch.channels_last)
+    params = [Params(i, 0.0, {"latent.phase": 0.4 * i, "class.1.weight": 0.3}) for i in range(3)]
+    expected = cpu.render_batch(params)
+    got = cuda.render_batch(params)
+    assert got.device.type == "cuda" and got.dtype == torch.float32
+    assert (got.cpu() - expected).abs().max() < 2e-2
+    assert (cuda.render(params[1]).cpu() - expected[1]).abs().max() < 2e-2

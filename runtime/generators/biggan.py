@@ -310,6 +310,7 @@ class BigGanNet(nn.Module):
         super().__init__()
         self.config = config
         self.channels_last = False
+        self._float32: dict[str, torch.Tensor] | None = None
         ch, z_dim, n_stats = config.channel_width, config.z_dim, config.n_stats
         cond_dim = 2 * z_dim
         w = _Weights(state, source)
@@ -411,9 +412,19 @@ class BigGanNet(nn.Module):
         """
         self.channels_last = channels_last
         dtype = torch.float16 if half else torch.float32
+        if half and self._float32 is None:
+            # float16 loses range and digits for good: keep the float32 weights (on
+            # the host) so a fall back to float32 gets them back exactly.
+            self._float32 = {
+                name: buffer.detach().cpu().clone()
+                for name, buffer in self.named_buffers()
+                if name not in _CONDITIONING
+            }
         for name, buffer in list(self.named_buffers()):
             if name in _CONDITIONING:
                 continue
+            if not half and self._float32 is not None:
+                buffer = self._float32[name].to(buffer.device)
             buffer = buffer.to(dtype)
             if buffer.dim() == 4:
                 memory = torch.channels_last if channels_last else torch.contiguous_format
@@ -763,6 +774,10 @@ class BigGanGenerator:
         self.classes = tuple(classes)
         self.stats_mode = batchnorm_stats
         self._half = fp16 and device.type == "cuda"
+        if device.type == "cuda":
+            # Frames keep one shape for the whole show: let cuDNN pick its fastest
+            # convolution once. The generator worker owns the device.
+            torch.backends.cudnn.benchmark = True
         self.net = net.to(device)
         self.net.set_precision(half=self._half, channels_last=device.type == "cuda")
         z_dim = net.config.z_dim
