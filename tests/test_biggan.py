@@ -16,12 +16,12 @@ from runtime.errors import ConfigError, GeneratorError
 from runtime.generators import build_with_fallback
 from runtime.generators.base import Params
 from runtime.generators.biggan import (
+    BigGanConfig,
     build,
     class_index,
     imagenet_classes,
     load_folder,
     random_state_dict,
-    standard_config,
     truncated_noise,
 )
 from runtime.show import GeneratorConfig
@@ -30,10 +30,25 @@ from tests.conftest import need_fixture
 CPU = torch.device("cpu")
 
 
-def write_folder(folder: Path, resolution: int = 128, width: int = 8, seed: int = 1) -> Path:
-    """A random-weight pytorch-pretrained-biggan folder."""
+def small_config(width: int = 8) -> BigGanConfig:
+    """A BigGAN-deep of 32 px (attention at 16 px): fast tests."""
+    layers = (
+        (False, 16, 8),
+        (True, 8, 4),
+        (False, 4, 2),
+        (True, 2, 2),
+        (False, 2, 1),
+        (True, 1, 1),
+    )
+    return BigGanConfig(
+        output_dim=32, channel_width=width, layers=layers, attention_layer_position=4
+    )
+
+
+def write_folder(folder: Path, width: int = 8, seed: int = 1) -> Path:
+    """A random-weight pytorch-pretrained-biggan folder of a small network."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = standard_config(resolution, channel_width=width)
+    config = small_config(width)
     (folder / "config.json").write_text(json.dumps(config.to_json()))
     torch.save(random_state_dict(config, seed=seed), folder / "pytorch_model.bin")
     return folder
@@ -220,7 +235,7 @@ def test_render_batch_matches_single_frames(gen):
         Params(1, 0.0, {"latent.phase": 1.7, "gen.truncation": 0.9, "class.1.weight": 0.6}),
     ]
     batch = gen.render_batch(params)
-    assert batch.shape == (2, 3, 128, 128) and batch.dtype == torch.float32
+    assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.float32
     assert batch.min() >= 0.0 and batch.max() <= 1.0 and batch.std() > 0.01
     for i, p in enumerate(params):
         assert torch.allclose(batch[i], gen.render(p), atol=1e-5)
@@ -323,7 +338,7 @@ def test_broken_weights_fall_back_to_the_default_generator(tmp_path):
     assert generator.kind == "cppn"
     assert "absent: folder not found" in problem and "cppn" in problem
     frame = generator.render(Params(0, 0.0))
-    assert frame.shape == (3, 128, 128)
+    assert frame.shape == (3, 128, 128)  # the show's size
 
 
 @pytest.mark.gpu

@@ -109,6 +109,33 @@ class BigGanConfig:
     eps: float = 1e-4
     n_stats: int = 51
 
+    def problem(self) -> str | None:
+        """What makes this shape impossible to build, or None. Thread: any."""
+        if not self.layers:
+            return "'layers' is empty"
+        ups = sum(1 for up, _, _ in self.layers if up)
+        if 4 * 2**ups != self.output_dim:
+            return (
+                f"{ups} upsampling layers make {4 * 2**ups} px, not 'output_dim' {self.output_dim}"
+            )
+        # The first block takes the 16 * width channels of the noise projection, the
+        # last hands width channels to the output convolution, and each block keeps
+        # its input's channels or drops half of them.
+        channels = 16
+        for i, (_, c_in, c_out) in enumerate(self.layers):
+            if c_in != channels:
+                return f"'layers' entry {i} takes {c_in} x width channels, not {channels}"
+            if c_out not in (c_in, c_in / 2):
+                return f"'layers' entry {i} goes from {c_in} to {c_out}: blocks keep or halve"
+            channels = c_out
+        if channels != 1:
+            return f"the last layer gives {channels} x width channels, not 1 x width"
+        if not 0 <= self.attention_layer_position <= len(self.layers):
+            return "'attention_layer_position' is outside 'layers'"
+        if self.n_stats < 2:
+            return "'n_stats' should be 2 or more"
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """The config as pytorch-pretrained-biggan writes it. Thread: any."""
         return {
@@ -205,16 +232,9 @@ def read_config(path: Path) -> BigGanConfig:
         # The noise and the class embedding are concatenated and every conditional
         # layer expects 2 * z_dim inputs: the layout has no room for other sizes.
         raise GeneratorError(f"{path}: 'class_embed_dim' {embed} differs from 'z_dim'")
-    ups = sum(1 for up, _, _ in config.layers if up)
-    if 4 * 2**ups != config.output_dim:
-        raise GeneratorError(
-            f"{path}: {ups} upsampling layers make {4 * 2**ups} px, not 'output_dim' "
-            f"{config.output_dim}"
-        )
-    if not 0 <= config.attention_layer_position <= len(config.layers):
-        raise GeneratorError(f"{path}: 'attention_layer_position' is outside 'layers'")
-    if config.n_stats < 2:
-        raise GeneratorError(f"{path}: 'n_stats' should be 2 or more")
+    problem = config.problem()
+    if problem:
+        raise GeneratorError(f"{path}: {problem}")
     return config
 
 
@@ -300,7 +320,7 @@ class BigGanNet(nn.Module):
         state: a state dict in the pytorch-pretrained-biggan layout.
         source: names the weights in error messages.
     Raises:
-        GeneratorError: a tensor is missing or has the wrong shape.
+        GeneratorError: an impossible shape, or a tensor missing or of the wrong shape.
     Thread: build anywhere; call on one thread at a time.
     """
 
@@ -308,6 +328,9 @@ class BigGanNet(nn.Module):
         self, config: BigGanConfig, state: Mapping[str, torch.Tensor], source: str = "weights"
     ) -> None:
         super().__init__()
+        problem = config.problem()
+        if problem:
+            raise GeneratorError(f"{source}: {problem}")
         self.config = config
         self.channels_last = False
         self._float32: dict[str, torch.Tensor] | None = None
@@ -345,11 +368,6 @@ class BigGanNet(nn.Module):
                 self._load_attention(w, f"generator.layers.{index}", ch * mult_in)
                 index += 1
             c_in, c_out = ch * mult_in, ch * mult_out
-            if c_in != c_out and c_in != 2 * c_out:
-                raise GeneratorError(
-                    f"{source}: layer {i} goes from {c_in} to {c_out} channels; BigGAN-deep "
-                    "blocks keep or halve their channels"
-                )
             mid = c_in // 4
             p = f"generator.layers.{index}"
             block = {"up": up, "out": c_out, "norms": [], "convs": []}
