@@ -22,6 +22,12 @@ Options (in `[generator]`; `weights` is the folder):
     batchnorm_stats  "upstream" (default: the truncation statistics exactly as
                 pytorch-pretrained-biggan blends them, for identical images) or
                 "linear" (a blend that is continuous in truncation, for live sweeps)
+
+Targets: `gen.truncation`; the walk `latent.speed` (integrates into `latent.phase`),
+`latent.position`, `latent.hop` (steps `latent.phase`); `latent.direction.N`;
+`class.N.weight`. Frames come at the network's own size (128, 256 or 512 px square):
+the show's `size` does not resize them, the compositor scales. `render_batch` renders
+many frames in one call for offline renders.
 """
 
 from __future__ import annotations
@@ -416,7 +422,7 @@ class BigGanNet(nn.Module):
 
     @property
     def resolution(self) -> int:
-        """Output side in px."""
+        """Output side in px. Thread: any."""
         return self.config.output_dim
 
     def set_precision(self, *, half: bool, channels_last: bool) -> None:
