@@ -24,6 +24,8 @@ examples:
   run_show.py signals shows/demo.toml              what can be mapped from
   run_show.py targets shows/demo.toml              what can be mapped to
   run_show.py bench                                measure the loop and generator
+  run_show.py models list                          the model catalogue and the cache
+  run_show.py models pull biggan-deep-128          download weights (sha256-checked)
 
 A show is a TOML file (shows/); its mapping files (mappings/) route signals such as
 osc:/fader/1, lfo:slow or time onto targets such as latent.speed or
@@ -106,7 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=120, help="frames per measurement")
     bench.set_defaults(func=cmd_bench)
     _hands_parser(sub)
+    _models_parser(sub)
     return parser
+
+
+def _models_parser(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="list the model catalogue, pull weights into the cache")
+    actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    actions.add_parser("list", help="the catalogue and what is cached")
+    pull = actions.add_parser("pull", help="download a model into the cache, checking its sha256")
+    pull.add_argument("name", help="a catalogue name (see `models list`)")
+    pull.add_argument("--sha256", help="expected sha256 where the catalogue has none")
+    pull.add_argument(
+        "--accept-unverified", action="store_true", help="keep a file no checksum vouches for"
+    )
+    models.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List or pull models. Thread: main."""
+    from runtime.models import run_command
+
+    return run_command(args, sys.stdout)
 
 
 def cmd_play(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 mapping files and the shader passes.
 
     [show]       name, description
-    [generator]  kind, seed, size, weights, device, and options of that kind
+    [generator]  kind, seed, size, weights (a path) or model (a catalogue name),
+                 device, and options of that kind
     [output]     size, fps, fullscreen, monitor, vsync
     [inputs.X]   one table per input (osc, midi, audio, clock, hands), read by its module
     mappings = ["../mappings/demo.toml"]    (top level, before any table)
@@ -41,6 +42,7 @@ class GeneratorConfig:
         weights: the checkpoint path, for families that need one.
         device: "auto", "cpu" or "cuda[:N]".
         options: the family's own keys, read strictly by the family's builder.
+        model: the catalogue name the weights came from (`model = "NAME"`), if any.
     """
 
     kind: str
@@ -49,6 +51,7 @@ class GeneratorConfig:
     weights: Path | None
     device: str
     options: Table
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,20 +173,41 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
     seed = t.take("seed", int, 0, check=_non_negative)
     size_px = _size(t, "size", (512, 512))
     weights_s = t.take("weights", str, None)
+    model = t.take("model", str, None)
     device = t.take("device", str, "auto", check=_device)
     weights = base / weights_s if weights_s else None
+    if model is not None:
+        weights = _catalogue_weights(t, kind, model, weights)
     if kind != "cppn" and weights is None:
-        raise t.error(None, f"kind '{kind}' needs 'weights' (a checkpoint path)")
+        raise t.error(
+            None, f"kind '{kind}' needs 'weights' (a checkpoint path) or 'model' (a catalogue name)"
+        )
     options = Table(
         t.rest(),
         file=t.file,
         text=t.text,
         name="generator",
         header="generator",
-        known=("kind", "seed", "size", "weights", "device"),
+        known=("kind", "seed", "size", "weights", "model", "device"),
     )
     t.finish()
-    return GeneratorConfig(kind, seed, size_px, weights, device, options)
+    return GeneratorConfig(kind, seed, size_px, weights, device, options, model)
+
+
+def _catalogue_weights(t: Table, kind: str, name: str, weights: Path | None) -> Path:
+    """Where a catalogue model's weights are (or will be) in the cache; whether they
+    are there is checked when the generator is built, so a show can still fall back."""
+    from runtime import models
+
+    if weights is not None:
+        raise t.error("model", "give either 'weights' (a path) or 'model' (a catalogue name)")
+    try:
+        entry = models.lookup(name)
+    except models.ModelError as exc:
+        raise t.error("model", str(exc)) from None
+    if entry.kind != kind:
+        raise t.error("model", f"'{name}' is a {entry.kind} model: set kind = \"{entry.kind}\"")
+    return entry.weights_path()
 
 
 def _output(t: Table) -> OutputConfig:

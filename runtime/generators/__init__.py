@@ -31,10 +31,15 @@ def build_generator(config: GeneratorConfig) -> Generator:
     Returns:
         A ready generator on its device.
     Raises:
-        GeneratorError: the family cannot be built (missing or corrupt weights).
+        GeneratorError: the family cannot be built (missing or corrupt weights, a
+            catalogue model not in the cache).
         ConfigError: a bad option of the family.
     Thread: any; the generator is then used by one thread.
     """
+    if config.model is not None:
+        from runtime.models import require_cached
+
+        require_cached(config.model)  # not pulled yet: say how, before loading anything
     try:
         module = importlib.import_module(_MODULES[config.kind])
     except ModuleNotFoundError as exc:
