@@ -28,15 +28,28 @@ def display():
         pytest.skip("Xvfb is not installed (install.sh --dev installs it)")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x360x24", "-nolisten", "tcp"],
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            "640x360x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
+    # Keep the pipe open while Xvfb runs: it may write its display number again, and
+    # a write to a closed pipe kills it.
     number = os.read(read_fd, 16).decode().strip()
-    os.close(read_fd)
     # Xvfb names its display before it accepts connections: wait until it does.
+    # (-noreset above: by default the server resets whenever its last client leaves,
+    # and a client arriving during the reset is turned away.)
     deadline = time.monotonic() + 15
     while True:
         with socket.socket(socket.AF_UNIX) as probe:
@@ -50,6 +63,7 @@ def display():
     yield f":{number}"
     proc.terminate()
     proc.wait(timeout=10)
+    os.close(read_fd)
 
 
 def run_show(args: list[str], display: str | None, **kwargs) -> subprocess.Popen:
@@ -87,12 +101,18 @@ def test_fullscreen_fills_the_monitor_and_q_quits(display, tmp_path):
         pytest.skip("xdotool is not installed (install.sh --dev installs it)")
     proc = run_show([str(SHOW), "--fullscreen", "--monitor", "0", "--no-hud"], display)
     try:
-        time.sleep(4)
-        shot = screenshot(display, tmp_path / "shot.png")
+        # Start-up (torch, the first generated frame) takes a while on a busy machine:
+        # look until the picture is up.
+        deadline = time.monotonic() + 60
+        while True:
+            shot = screenshot(display, tmp_path / "shot.png")
+            middle = shot[:, 60:580].astype(int).sum(-1)
+            if (middle[:, 200:440] > 0).mean() > 0.95 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert shot.shape == (360, 640, 3)
         # The 3:2 canvas letterboxed on a 16:9 monitor: picture over the full height in
         # the middle, black bars at the sides.
-        middle = shot[:, 60:580].astype(int).sum(-1)
         assert (middle[:, 200:440] > 0).mean() > 0.95
         assert shot[:, :40].max() == 0 and shot[:, -40:].max() == 0
         subprocess.run(["xdotool", "key", "q"], env={**os.environ, "DISPLAY": display}, check=True)
