@@ -47,6 +47,16 @@ CONTROLS = (
         Control(f"latent.direction.{i}", 0.0, -3.0, 3.0, f"push along latent direction {i}")
         for i in range(DIRECTIONS)
     ),
+    *(
+        Control(
+            f"latent.plane.{axis}",
+            0.0,
+            -2.0,
+            2.0,
+            f"move across the plane of keyframes: 1 adds keyframe {i + 1} minus keyframe 0",
+        )
+        for i, axis in enumerate("xyz")
+    ),
     Control("gen.zoom", 1.0, 0.1, 8.0, "zoom into the field (>1 magnifies)"),
     Control("gen.rotate", 0.0, -math.pi, math.pi, "rotate the field, radians"),
     Control("gen.warp", 0.35, 0.0, 2.0, "domain warp amount"),
@@ -111,7 +121,13 @@ class CppnGenerator:
         self.palette_hue = (randn(LATENT_DIM) * (0.25 / math.sqrt(LATENT_DIM))).to(device)
         self.keys = randn(keyframes, LATENT_DIM).to(device)  # (K, D)
         directions = torch.linalg.qr(randn(LATENT_DIM, DIRECTIONS))[0].T  # (4, D) orthonormal
-        self.directions = (directions * math.sqrt(LATENT_DIM) * 0.5).to(device)
+        directions = directions * math.sqrt(LATENT_DIM) * 0.5
+        # The plane for hands: spanned by the first keyframes' differences (an axis
+        # with no keyframe to span it stays still).
+        plane = torch.zeros(3, LATENT_DIM)
+        span = self.keys[1:4].cpu() - self.keys[0].cpu()  # (<= 3, D)
+        plane[: len(span)] = span
+        self.axes = torch.cat([directions, plane]).to(device)  # (4 + 3, D)
         self._grid_key: tuple[int, int] | None = None
         self._grid = torch.empty(0)
 
@@ -141,9 +157,11 @@ class CppnGenerator:
     def _latent(self, value: dict[str, float]) -> torch.Tensor:
         z = catmull_rom(self.keys, value.get("latent.phase", 0.0), value["latent.position"])
         coeffs = torch.tensor(
-            [value[f"latent.direction.{i}"] for i in range(DIRECTIONS)], device=self.device
+            [value[f"latent.direction.{i}"] for i in range(DIRECTIONS)]
+            + [value[f"latent.plane.{axis}"] for axis in "xyz"],
+            device=self.device,
         )
-        return z + coeffs @ self.directions  # (D,)
+        return z + coeffs @ self.axes  # (D,)
 
     def _coords(self, value: dict[str, float], t_s: float) -> torch.Tensor:
         width, height = self.size_px
