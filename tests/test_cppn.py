@@ -45,6 +45,8 @@ def test_controls_change_the_image():
         ("gen.rotate", 1.0),
         ("gen.detail", 2.0),
         ("latent.position", 0.5),
+        ("latent.plane.x", 1.0),
+        ("latent.plane.y", -1.0),
     ]:
         assert np.abs(render(g, **{name: value}) - base).mean() > 0.01, name
 
