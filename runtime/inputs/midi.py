@@ -400,8 +400,9 @@ class MidiInput:
         if self._system_problem:
             return f"midi: {self._system_problem}"
         with self._lock:
-            names = [n if s.alias is None else f"{s.alias}={n}" for n, (_, s) in self._open.items()]
-        waiting = [s.match for s in self.specs if not any(s.matches(n) for n in names)]
+            open_specs = [(n, s) for n, (_, s) in self._open.items()]
+        names = [n if s.alias is None else f"{s.alias}={n}" for n, s in open_specs]
+        waiting = [s.match for s in self.specs if not any(s.matches(n) for n, _ in open_specs)]
         line = f"midi {self.backend.label}: {', '.join(names) or 'no ports open'}"
         line += f"; {self.decoder.messages} msgs"
         if waiting:
