@@ -4,6 +4,8 @@
     run_show.py check SHOW                                               validate
     run_show.py signals SHOW | targets SHOW                              what maps to what
     run_show.py bench                                                    measure
+    run_show.py learn SHOW --target TARGET                               MIDI learn
+    run_show.py devices                                                  list MIDI, audio, monitors
 
 Each command's implementation lives in the module it belongs to; this file only
 parses arguments and reports errors readably.
@@ -17,7 +19,7 @@ import sys
 
 from runtime.errors import ShowError
 
-COMMANDS = ("play", "check", "signals", "targets", "bench")
+COMMANDS = ("play", "check", "signals", "targets", "bench", "learn", "devices")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,43 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("check", "signals", "targets"):
         p = sub.add_parser(name, help=f"{name} a show")
         p.add_argument("show", help="the show's TOML file")
+
+    learn = sub.add_parser("learn", help="map the next MIDI control moved onto a target")
+    learn.add_argument("show", help="the show's TOML file")
+    learn.add_argument("--target", required=True, help="dotted target name, e.g. gen.zoom")
+    learn.add_argument("--mapping", help="mapping file to write (default: the show's first)")
+    learn.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
+    learn.add_argument("--channel", action="store_true", help="name the MIDI channel too")
+    learn.set_defaults(func=_learn)
+
+    devices = sub.add_parser("devices", help="list MIDI ports, audio devices and monitors")
+    devices.set_defaults(func=_devices)
     return parser
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from runtime import learn
+
+    try:
+        return learn.run(
+            args.show,
+            args.target,
+            mapping=args.mapping,
+            timeout_s=args.timeout,
+            channel=args.channel,
+            say=print,
+        )
+    except KeyboardInterrupt:
+        print("learn cancelled; nothing written", file=sys.stderr)
+        return 130
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from runtime import devices
+
+    for line in devices.report():
+        print(line)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import sys
 import threading
 import time
@@ -609,6 +610,11 @@ class MidiFilePlayer:
         )
 
 
+_ALIAS_RE = re.compile(r"^(?!ch\d+$)[A-Za-z_]\w*$")
+# Aliases that would read as a signal path.
+_RESERVED = {"cc", "note", "bend", "pressure", "program", "clock"}
+
+
 def _read_specs(table: Table) -> tuple[PortSpec, ...]:
     value = table.take("ports", (list, dict), ["*"])
     if isinstance(value, list):
@@ -617,11 +623,11 @@ def _read_specs(table: Table) -> tuple[PortSpec, ...]:
         return tuple(PortSpec(v) for v in value)
     specs = []
     for alias, match in value.items():
-        if not isinstance(match, str) or not alias.isidentifier() or alias.startswith("ch"):
+        if not isinstance(match, str) or not _ALIAS_RE.match(alias) or alias in _RESERVED:
             raise table.error(
                 "ports",
-                f'expected alias = "port substring" with a plain alias (not ch..); '
-                f"got {alias} = {match!r}",
+                f'expected alias = "port substring", the alias of letters, digits and _ '
+                f"and not ch1..ch16 or {', '.join(sorted(_RESERVED))}; got {alias} = {match!r}",
             )
         specs.append(PortSpec(match, alias))
     if not specs:
