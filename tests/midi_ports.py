@@ -14,7 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import mido
 import mido.ports
@@ -63,16 +63,23 @@ class FeedBackend:
         pass
 
 
+class NoJack(RuntimeError):
+    """No dummy JACK server could be started here."""
+
+
 @contextmanager
-def jack_server(period: int = 256) -> Iterator[str]:
-    """Run a dummy JACK server for the duration; skip when jackd is not installed.
+def dummy_jack(period: int = 256) -> Iterator[str]:
+    """Run `jackd` with its dummy driver (48 kHz, `period` frames) for the duration.
 
     Yields:
-        The server's name (also set as JACK_DEFAULT_SERVER for this process).
+        The server's name (also set as JACK_DEFAULT_SERVER for this process, which
+        python-rtmidi's JACK API reads when it opens a client).
+    Raises:
+        NoJack: jackd is not installed or does not come up.
     """
     jackd = shutil.which("jackd")
     if jackd is None:
-        pytest.skip("jackd not installed (apt-get install jackd2): no virtual MIDI ports")
+        raise NoJack("jackd not installed (apt-get install jackd2): no virtual MIDI ports")
     name = f"ls{uuid.uuid4().hex[:8]}"
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
@@ -97,19 +104,30 @@ def jack_server(period: int = 256) -> Iterator[str]:
             os.environ["JACK_DEFAULT_SERVER"] = old
 
 
+@contextmanager
+def jack_server(period: int = 256) -> Iterator[str]:
+    """`dummy_jack` for a test: skips the test when there is no jackd."""
+    with ExitStack() as stack:
+        try:
+            name = stack.enter_context(dummy_jack(period))
+        except NoJack as exc:
+            pytest.skip(str(exc))
+        yield name
+
+
 def _wait_for_jack(proc: subprocess.Popen) -> None:
     import rtmidi
 
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.skip(f"jackd exited at start (status {proc.returncode})")
+            raise NoJack(f"jackd exited at start (status {proc.returncode})")
         try:
             rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="probe").delete()
             return
         except OSError:
             time.sleep(0.1)
-    pytest.fail("the dummy JACK server did not come up within 10 s")
+    raise NoJack("the dummy JACK server did not come up within 10 s")
 
 
 def wait_until(predicate, timeout_s: float = 3.0) -> bool:
