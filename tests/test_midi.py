@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -286,6 +287,16 @@ def test_a_bad_message_is_counted_and_the_port_goes_on():
     inp.stop()
 
 
+def assert_connected(out, bus: SignalBus, value: int) -> None:
+    """JACK makes a connection at its next graph change: ping until one arrives."""
+
+    def ping() -> bool:
+        out.send(mido.Message("control_change", channel=15, control=127, value=value))
+        return wait_until(lambda: bus.get("midi:ch16/cc/127") == value / 127, 0.05)
+
+    assert wait_until(ping, 3.0), "no message crossed the JACK connection"
+
+
 def test_real_jack_virtual_port_unplug_and_replug():
     with jack_server() as server:
         backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
@@ -301,8 +312,12 @@ def test_real_jack_virtual_port_unplug_and_replug():
         try:
             out = backend.open_output(port_name, virtual=True)
             assert wait_until(lambda: len(inp.ports()) == 1), inp.status()
+            assert_connected(out, bus, 1)
+            bus.snapshot()
+            # A knob turned end to end, paced like a 31250 baud DIN cable.
             for value in range(128):
                 out.send(mido.Message("control_change", channel=3, control=74, value=value))
+                time.sleep(0.001)
             out.send(mido.Message("note_on", note=48, velocity=127))
             assert wait_until(lambda: bus.get("midi:note/48") == 1.0)
             events = bus.snapshot().events_for("midi:keys/ch4/cc/74")
@@ -311,6 +326,7 @@ def test_real_jack_virtual_port_unplug_and_replug():
             assert wait_until(lambda: inp.ports() == []), inp.status()
             out = backend.open_output(port_name, virtual=True)  # replug
             assert wait_until(lambda: len(inp.ports()) == 1), inp.status()
+            assert_connected(out, bus, 2)
             out.send(mido.Message("note_on", note=48, velocity=0))
             assert wait_until(lambda: bus.get("midi:note/48") == 0.0)
             assert inp.unplugs == 1
