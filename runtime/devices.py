@@ -13,11 +13,12 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Hide what C libraries (ALSA, JACK, PortAudio) print while they are probed.
 
-    Swaps the process's file descriptor 2, so it is only for a single-threaded
-    command like this one.
+    Swaps the process's file descriptor 2, so it is only for single-threaded
+    commands (this one, test and benchmark set-up).
+    Thread: main, with no other thread writing to stderr.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -35,7 +36,7 @@ def midi_lines() -> list[str]:
     from runtime.inputs import midi
     from runtime.inputs.clock import link_available
 
-    with _quiet_stderr():
+    with quiet_stderr():
         found = midi.list_input_ports()
     lines = ["MIDI input ports (give a name substring in [inputs.midi] ports):"]
     for api, ports in found.items():
@@ -55,7 +56,7 @@ def audio_lines() -> list[str]:
     """One line per audio device, or why there are none. Thread: main."""
     lines = ["Audio devices:"]
     try:
-        with _quiet_stderr():
+        with quiet_stderr():
             import sounddevice
 
             devices = sounddevice.query_devices()

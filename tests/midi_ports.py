@@ -20,6 +20,8 @@ import mido
 import mido.ports
 import pytest
 
+from runtime.devices import quiet_stderr
+
 
 class FeedPort(mido.ports.BaseInput):
     """A mido input port whose messages come from the test (`send_in`)."""
@@ -123,7 +125,8 @@ def _wait_for_jack(proc: subprocess.Popen) -> None:
         if proc.poll() is not None:
             raise NoJack(f"jackd exited at start (status {proc.returncode})")
         try:
-            rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="probe").delete()
+            with quiet_stderr():  # libjack prints each refused try
+                rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="probe").delete()
             return
         except OSError:
             time.sleep(0.1)
