@@ -214,7 +214,7 @@ def test_port_missing_at_start_unplugged_and_replugged(caplog):
     inp = MidiInput(bus, specs=(PortSpec("nanoKONTROL"),), backend=backend, poll_s=0.02)
     inp.start()
     try:
-        assert wait_until(lambda: "waiting for 'nanoKONTROL'" in inp.status())
+        assert wait_until(lambda: "waiting for port matching 'nanoKONTROL'" in inp.status())
         name = "nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0"
         backend.names.append(name)
         assert wait_until(lambda: inp.ports() == [name])

@@ -329,6 +329,10 @@ class PortSpec:
     match: str
     alias: str | None = None
 
+    def describe(self) -> str:
+        """'port matching 'X'' or 'MIDI port' (for "*"), for messages. Thread: any."""
+        return "MIDI port" if self.match in ("", "*") else f"port matching '{self.match}'"
+
     def matches(self, name: str) -> bool:
         """True when `name` is one of this spec's ports (case-insensitive). Thread: any."""
         return self.match in ("", "*") or self.match.lower() in name.lower()
@@ -403,11 +407,11 @@ class MidiInput:
         with self._lock:
             open_specs = [(n, s) for n, (_, s) in self._open.items()]
         names = [n if s.alias is None else f"{s.alias}={n}" for n, s in open_specs]
-        waiting = [s.match for s in self.specs if not any(s.matches(n) for n, _ in open_specs)]
+        waiting = [s.describe() for s in self.specs if not any(s.matches(n) for n, _ in open_specs)]
         line = f"midi {self.backend.label}: {', '.join(names) or 'no ports open'}"
         line += f"; {self.decoder.messages} msgs"
         if waiting:
-            line += f"; waiting for {', '.join(repr(w) for w in waiting)}"
+            line += f"; waiting for {', '.join(waiting)}"
         if self.unplugs:
             line += f"; {self.unplugs} unplugged"
         return line
@@ -469,8 +473,8 @@ class MidiInput:
                 elif spec not in self._missing_reported:
                     self._missing_reported.add(spec)
                     log.warning(
-                        "midi: no port matching '%s' (ports now: %s); waiting for it",
-                        spec.match,
+                        "midi: no %s (ports now: %s); waiting for it",
+                        spec.describe(),
                         ", ".join(present) or "none",
                     )
         return None
