@@ -36,7 +36,7 @@ class FeedPort(mido.ports.BaseInput):
         """Deliver `msg` as the hardware would: through the port's callback."""
         if self.closed or self.callback is None:
             raise OSError(f"port {self.name!r} is closed")
-        self.callback(msg)
+        self.callback(msg, time.perf_counter())
 
 
 class FeedBackend:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config import Table
+from runtime.inputs.midi import fit_period
 from runtime.signals import SignalBus
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ class Clock:
         # Taps are successive beats: each lands on the next whole beat of the count.
         self._tap_beat += 1
         self._taps = [*self._taps[-(TAP_WINDOW - 1) :], t]
-        period_s = _fit_period(self._taps)
+        period_s = fit_period(self._taps)
         if period_s > 0:
             self._bpm = min(max(60.0 / period_s, BPM_RANGE[0]), BPM_RANGE[1])
         self._anchor_beat, self._anchor_s = self._tap_beat, t
@@ -321,16 +322,6 @@ class Clock:
         bus.set("clock:phase", beat - math.floor(beat))
         bus.set("clock:bar_phase", (beat % bar) / bar)
         bus.set("clock:bpm", self._bpm)
-
-
-def _fit_period(times_s: list[float]) -> float:
-    """Least-squares time between successive taps (seconds)."""
-    n = len(times_s)
-    mean_i = (n - 1) / 2
-    mean_t = sum(times_s) / n
-    cov = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times_s))
-    var = sum((i - mean_i) ** 2 for i in range(n))
-    return cov / var
 
 
 def _join_link(bpm: float, quantum: int) -> _LinkSession | None:

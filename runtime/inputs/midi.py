@@ -55,10 +55,14 @@ log = logging.getLogger(__name__)
 
 #: MIDI clock resolution: ticks per quarter-note beat.
 TICKS_PER_BEAT = 24
-#: Ticks used to measure the tempo (two beats: steady against per-message jitter).
-CLOCK_WINDOW_TICKS = 48
+#: Ticks used to measure the tempo: four beats keep it within about 0.1% against
+#: the few milliseconds of jitter a port adds to each tick.
+CLOCK_WINDOW_TICKS = 96
 #: Ticks needed before a tempo is written (half a beat).
 CLOCK_MIN_TICKS = 12
+#: The last beat's tempo differing from the window's by more than this is a tempo
+#: change: the window restarts from that beat, so a step is followed within a beat.
+CLOCK_STEP = 0.03
 #: A gap between ticks longer than this (below 5 bpm) starts a new measurement.
 CLOCK_GAP_S = 0.5
 
@@ -71,7 +75,12 @@ APIS = {
     "windows": "WINDOWS_MM",
 }
 
-MessageCallback = Callable[[mido.Message], None]
+#: Called with each message and when it arrived (perf_counter seconds); must not raise.
+MessageCallback = Callable[[mido.Message, float], None]
+
+#: How often the reader drains open rtmidi ports: the most it adds to a message's
+#: latency.
+READ_INTERVAL_S = 0.001
 
 
 class PortBackend(Protocol):
@@ -85,21 +94,37 @@ class PortBackend(Protocol):
         ...
 
     def open_input(self, name: str, callback: MessageCallback) -> Any:
-        """Open a port that calls `callback` for each message (on the backend's thread)
-        and has `close()`. Raises InputError. Thread: the port watcher."""
+        """Open a port that calls `callback` for each message (on a thread of the
+        backend's) and has `close()`. Raises InputError. Thread: the port watcher."""
         ...
 
     def close(self) -> None:
-        """Release what listing holds. Thread: main."""
+        """Close what is open and release what listing holds. Thread: main."""
         ...
 
 
-class RtMidiBackend:
-    """Ports of one python-rtmidi API, opened through mido's rtmidi backend.
+class _RtPort:
+    """One open rtmidi input, drained by its backend's reader thread."""
 
-    One rtmidi client lists ports for the life of the backend (a new client per poll
-    would churn JACK clients); each port is opened as a mido port whose callback runs
-    on rtmidi's thread.
+    def __init__(self, backend: RtMidiBackend, midi_in: Any, callback: MessageCallback) -> None:
+        self._backend = backend
+        self.midi_in = midi_in
+        self.callback = callback
+
+    def close(self) -> None:
+        """Close the port (the reader never touches it again). Thread: any."""
+        self._backend._close_port(self)
+
+
+class RtMidiBackend:
+    """Ports of one python-rtmidi API, read by one thread of ours.
+
+    rtmidi queues each port's messages in C; a reader thread drains the queues every
+    READ_INTERVAL_S and parses the bytes with mido. rtmidi's own callbacks are not
+    used: they run Python on the MIDI system's thread (JACK's realtime thread), and a
+    port closed while such a callback waits for the interpreter crashes the process.
+    Here a port is only closed between two reads. One rtmidi client lists ports for
+    the life of the backend (a client per poll would churn JACK clients).
 
     Args:
         api: a key of APIS.
@@ -111,16 +136,26 @@ class RtMidiBackend:
         self._rt_api = APIS[api]
         self._lister: Any = None
         self.label = f"rtmidi/{self._rt_api or 'default'}"
+        self._ports: list[_RtPort] = []
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.invalid = 0
 
-    def _new_lister(self) -> Any:
+    def _api_id(self) -> int:
         import rtmidi
 
-        if self._rt_api is not None:
-            api_id = getattr(rtmidi, f"API_{self._rt_api}")
-            if api_id not in rtmidi.get_compiled_api():
-                raise InputError(f"python-rtmidi was built without {self._rt_api}")
-        else:
-            api_id = rtmidi.API_UNSPECIFIED
+        if self._rt_api is None:
+            return rtmidi.API_UNSPECIFIED
+        api_id = getattr(rtmidi, f"API_{self._rt_api}")
+        if api_id not in rtmidi.get_compiled_api():
+            raise InputError(f"python-rtmidi was built without {self._rt_api}")
+        return api_id
+
+    def _new_client(self, name: str) -> Any:
+        import rtmidi
+
+        api_id = self._api_id()
         alsa = self._rt_api == "LINUX_ALSA" or (
             self._rt_api is None and sys.platform.startswith("linux")
         )
@@ -129,11 +164,11 @@ class RtMidiBackend:
         if alsa and not Path("/dev/snd/seq").exists():
             raise InputError("no MIDI device (no ALSA sequencer: /dev/snd/seq is absent)")
         try:
-            lister = rtmidi.MidiIn(rtapi=api_id, name="latentstage ports")
+            client = rtmidi.MidiIn(rtapi=api_id, name=name)
         except OSError as exc:
             raise InputError(f"no MIDI device ({self.label}: {exc})") from None
-        self.label = f"rtmidi/{rtmidi.get_api_name(lister.get_current_api())}"
-        return lister
+        self.label = f"rtmidi/{rtmidi.get_api_name(client.get_current_api())}"
+        return client
 
     def input_names(self) -> list[str]:
         """Input port names now present.
@@ -144,37 +179,85 @@ class RtMidiBackend:
             InputError: the MIDI system (ALSA sequencer, JACK server...) is absent.
         Thread: the port watcher.
         """
-        if self._lister is None:
-            self._lister = self._new_lister()
-        try:
-            return list(self._lister.get_ports())
-        except OSError as exc:
-            self.close()
-            raise InputError(f"cannot list MIDI ports ({self.label}: {exc})") from None
+        with self._lock:
+            if self._lister is None:
+                self._lister = self._new_client("latentstage ports")
+            try:
+                return list(self._lister.get_ports())
+            except OSError as exc:
+                self._lister.delete()
+                self._lister = None
+                raise InputError(f"cannot list MIDI ports ({self.label}: {exc})") from None
 
-    def open_input(self, name: str, callback: MessageCallback) -> Any:
-        """Open the input port `name` with a message callback.
+    def open_input(self, name: str, callback: MessageCallback) -> _RtPort:
+        """Open the input port `name`.
 
         Args:
             name: a name from `input_names`.
-            callback: called with each mido.Message, on rtmidi's thread.
+            callback: called with each message and its arrival time, on the reader
+                thread; must not raise.
         Returns:
-            The open mido port.
+            The open port (`close()` closes it).
         Raises:
             InputError: the port cannot be opened (gone, in use).
         Thread: the port watcher.
         """
-        backend = mido.Backend("mido.backends.rtmidi", api=self._rt_api, load=True)
+        midi_in = self._new_client("latentstage")
         try:
-            return backend.open_input(name, callback=callback)
+            names = midi_in.get_ports()
+            if name not in names:
+                raise InputError(f"MIDI port '{name}' is gone")
+            midi_in.open_port(names.index(name), name="in")
         except (OSError, ValueError) as exc:
+            midi_in.delete()
             raise InputError(f"cannot open MIDI port '{name}': {exc}") from None
+        except InputError:
+            midi_in.delete()
+            raise
+        # Keep MIDI clock (timing) messages; sysex and active sensing are not used.
+        midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+        port = _RtPort(self, midi_in, callback)
+        with self._lock:
+            self._ports.append(port)
+            if self._reader is None:
+                self._stop.clear()
+                self._reader = threading.Thread(target=self._read, name="midi-read", daemon=True)
+                self._reader.start()
+        return port
+
+    def _read(self) -> None:
+        while not self._stop.wait(READ_INTERVAL_S):
+            with self._lock:
+                for port in self._ports:
+                    while (got := port.midi_in.get_message()) is not None:
+                        t_s = time.perf_counter()
+                        try:
+                            msg = mido.Message.from_bytes(got[0])
+                        except ValueError:
+                            self.invalid += 1
+                            continue
+                        port.callback(msg, t_s)
+
+    def _close_port(self, port: _RtPort) -> None:
+        with self._lock:
+            if port not in self._ports:
+                return
+            self._ports.remove(port)
+            port.midi_in.close_port()
+            port.midi_in.delete()
 
     def close(self) -> None:
-        """Release the listing client. Thread: main or the port watcher."""
-        if self._lister is not None:
-            self._lister.delete()
-            self._lister = None
+        """Stop the reader, close every port and the listing client. Thread: main."""
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=2.0)
+            self._reader = None
+        for port in list(self._ports):
+            port.close()
+        with self._lock:
+            if self._lister is not None:
+                self._lister.delete()
+                self._lister = None
 
 
 def list_input_ports() -> dict[str, list[str] | str]:
@@ -211,17 +294,36 @@ class _ClockState:
     times_s: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_WINDOW_TICKS))
 
     def tempo_bpm(self) -> float | None:
-        """Least-squares tick period over the window, as beats per minute."""
+        """The tempo fitted to the window of tick times, in beats per minute."""
         times = self.times_s
-        n = len(times)
-        if n < CLOCK_MIN_TICKS:
+        if len(times) < CLOCK_MIN_TICKS:
             return None
-        mean_i = (n - 1) / 2
-        mean_t = sum(times) / n
-        cov = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times))
-        var = sum((i - mean_i) ** 2 for i in range(n))
-        period_s = cov / var
+        period_s = fit_period(list(times))
+        if len(times) >= 2 * TICKS_PER_BEAT:
+            last_beat_s = fit_period(list(times)[-TICKS_PER_BEAT:])
+            if abs(last_beat_s / period_s - 1) > CLOCK_STEP:
+                for _ in range(len(times) - TICKS_PER_BEAT):
+                    times.popleft()
+                period_s = last_beat_s
         return 60.0 / (period_s * TICKS_PER_BEAT) if period_s > 0 else None
+
+
+def fit_period(times_s: list[float]) -> float:
+    """Least-squares time between successive, evenly spaced events.
+
+    Args:
+        times_s: two or more event times, oldest first (seconds).
+    Returns:
+        The fitted period in seconds (steadier than the mean of the gaps, which
+        depends only on the first and last time).
+    Thread: any.
+    """
+    n = len(times_s)
+    mean_i = (n - 1) / 2
+    mean_t = sum(times_s) / n
+    cov = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(times_s))
+    var = sum((i - mean_i) ** 2 for i in range(n))
+    return cov / var
 
 
 class MidiDecoder:
@@ -483,8 +585,7 @@ class MidiInput:
         decoder = self.decoder
         alias = spec.alias
 
-        def on_message(msg: mido.Message) -> None:
-            t_s = time.perf_counter()
+        def on_message(msg: mido.Message, t_s: float) -> None:
             try:
                 decoder.feed(msg, t_s=t_s, alias=alias, port=name)
             except Exception:  # a bad message must not kill the backend's thread
