@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -413,3 +414,39 @@ def test_midi_clock_tempo_through_a_jack_port():
     # over two beats keeps the tempo within 1%.
     assert bus.get("midi:clock/bpm") == pytest.approx(128.0, rel=0.01)
     assert bus.get("midi:clock/running") == 1.0
+
+
+def test_ports_close_while_messages_pour_in():
+    # A clock master never stops sending: unplugging it, and stopping the show, both
+    # close ports with messages in flight. Neither may crash or hang.
+    with jack_server(period=64) as server:
+        backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+        port_name = f"{server}-master"
+        for _ in range(4):
+            bus = SignalBus()
+            inp = MidiInput(
+                bus, specs=(PortSpec(port_name),), backend=midi.RtMidiBackend("jack"), poll_s=0.01
+            )
+            inp.start()
+            out = backend.open_output(port_name, virtual=True)
+            sending = threading.Event()
+            sending.set()
+
+            def master(out=out, sending=sending):
+                while sending.is_set():
+                    out.send(mido.Message("clock"))
+                    time.sleep(0.0002)
+
+            thread = threading.Thread(target=master)
+            thread.start()
+            try:
+                assert wait_until(lambda bus=bus: bus.get("midi:clock/beat") > 0.5), inp.status()
+                inp.stop()  # closes the port mid-stream
+                inp.start()
+                assert wait_until(lambda inp=inp: len(inp.ports()) == 1), inp.status()
+            finally:
+                sending.clear()
+                thread.join()
+                out.close()  # unplugged mid-stream: the watcher closes our end
+                assert wait_until(lambda inp=inp: inp.ports() == []), inp.status()
+                inp.stop()
