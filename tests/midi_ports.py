@@ -8,9 +8,12 @@ ports without a sound card.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -89,6 +92,7 @@ def dummy_jack(period: int = 256) -> Iterator[str]:
         [jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     try:
         _wait_for_jack(proc)
@@ -115,6 +119,13 @@ def jack_server(period: int = 256) -> Iterator[str]:
         except NoJack as exc:
             pytest.skip(str(exc))
         yield name
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to end it when the test process dies, even by a crash."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _wait_for_jack(proc: subprocess.Popen) -> None:

@@ -78,9 +78,12 @@ APIS = {
 #: Called with each message and when it arrived (perf_counter seconds); must not raise.
 MessageCallback = Callable[[mido.Message, float], None]
 
-#: How often the reader drains open rtmidi ports: the most it adds to a message's
-#: latency.
+#: How often the reader drains open rtmidi ports while messages flow: the most it
+#: adds to a message's latency.
 READ_INTERVAL_S = 0.001
+#: ...and after a second without any: polling every 1 ms costs a few percent of a
+#: core, and only the first message of a burst waits this long.
+IDLE_READ_INTERVAL_S = 0.005
 
 
 class PortBackend(Protocol):
@@ -226,17 +229,21 @@ class RtMidiBackend:
         return port
 
     def _read(self) -> None:
-        while not self._stop.wait(READ_INTERVAL_S):
+        last_s = time.perf_counter()
+        interval_s = READ_INTERVAL_S
+        while not self._stop.wait(interval_s):
             with self._lock:
                 for port in self._ports:
                     while (got := port.midi_in.get_message()) is not None:
-                        t_s = time.perf_counter()
+                        last_s = time.perf_counter()
                         try:
                             msg = mido.Message.from_bytes(got[0])
                         except ValueError:
                             self.invalid += 1
                             continue
-                        port.callback(msg, t_s)
+                        port.callback(msg, last_s)
+            idle = time.perf_counter() - last_s > 1.0
+            interval_s = IDLE_READ_INTERVAL_S if idle else READ_INTERVAL_S
 
     def _close_port(self, port: _RtPort) -> None:
         with self._lock:
