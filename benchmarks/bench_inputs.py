@@ -9,8 +9,12 @@ time at the end of `set`). Rows:
 - midi parse: raw bytes -> mido.Parser -> MidiDecoder -> bus, in one thread: the
   runtime's own cost per message, without any port.
 - midi port (JACK, N frames): a python-rtmidi JACK virtual output -> the MidiInput's
-  port (through the dummy JACK server, period N frames at 48 kHz) -> bus: what a
-  performer's message costs end to end. Skipped, with the reason, without jackd.
+  port (through the dummy JACK server, period N frames at 48 kHz) -> the reader
+  thread (drains every 1 ms while messages flow) -> bus: what a performer's
+  message costs end to end, at 1000 messages a second. Skipped, with the reason,
+  without jackd.
+- midi port after quiet: the same, each message after 1.2 s without any, when the
+  reader has slowed to its idle interval (5 ms).
 
 Another input adds a function to MEASURES returning a Row (or raising Skip).
 """
@@ -106,7 +110,16 @@ def measure_midi_port(n: int, period: int) -> Row:
         raise Skip(str(exc)) from None
 
 
-def _through_jack(n: int, period: int, server: str) -> Row:
+def measure_midi_port_after_quiet(n: int, period: int) -> Row:
+    """Single messages 1.2 s apart through a JACK port (the reader's idle interval)."""
+    try:
+        with dummy_jack(period) as server:
+            return _through_jack(min(n, 15), period, server, gap_s=1.2)
+    except NoJack as exc:
+        raise Skip(str(exc)) from None
+
+
+def _through_jack(n: int, period: int, server: str, gap_s: float = 1 / PORT_RATE_HZ) -> Row:
     bus = StampingBus("midi:cc/1")
     port_name = f"{server}-bench"
     inp = MidiInput(bus, specs=(PortSpec(port_name),), backend=RtMidiBackend("jack"), poll_s=0.05)
@@ -117,7 +130,6 @@ def _through_jack(n: int, period: int, server: str) -> Row:
     try:
         _wait_connected(out, bus)
         latencies = []
-        gap_s = 1.0 / PORT_RATE_HZ
         for i in range(n):
             bus.arrived.clear()
             before = len(bus.done_s)
@@ -130,7 +142,8 @@ def _through_jack(n: int, period: int, server: str) -> Row:
     finally:
         inp.stop()
         out.close()
-    return Row(f"midi port (JACK, {period} frames = {period / 48:.1f} ms)", latencies, n)
+    quiet = f", {gap_s:g} s apart" if gap_s > 1 else ""
+    return Row(f"midi port (JACK, {period} frames = {period / 48:.1f} ms{quiet})", latencies, n)
 
 
 def _wait_connected(out, bus: StampingBus) -> None:
@@ -150,6 +163,7 @@ MEASURES: list[tuple[str, Callable[[int], Row]]] = [
     ("midi port, JACK 64", lambda n: measure_midi_port(n, 64)),
     ("midi port, JACK 256", lambda n: measure_midi_port(n, 256)),
     ("midi port, JACK 1024", lambda n: measure_midi_port(n, 1024)),
+    ("midi port after quiet, JACK 64", lambda n: measure_midi_port_after_quiet(n, 64)),
 ]
 
 
