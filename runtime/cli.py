@@ -24,6 +24,8 @@ examples:
   run_show.py signals shows/demo.toml              what can be mapped from
   run_show.py targets shows/demo.toml              what can be mapped to
   run_show.py bench                                measure the loop and generator
+  run_show.py devices                              MIDI ports, audio devices, monitors
+  run_show.py learn shows/vj.toml --target gen.zoom   move a MIDI control to map it
   run_show.py models list                          the model catalogue and the cache
   run_show.py models pull biggan-deep-128          download weights (sha256-checked)
 
@@ -109,7 +111,54 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     _hands_parser(sub)
     _models_parser(sub)
+    _midi_parsers(sub)
     return parser
+
+
+def _midi_parsers(sub: argparse._SubParsersAction) -> None:
+    learn = sub.add_parser(
+        "learn",
+        help="map the next MIDI control moved onto a target",
+        description="Wait for the next MIDI control the performer moves and write a [[map]] "
+        "entry for it into the show's mapping file, keeping the rest of the file as it was.",
+    )
+    learn.add_argument("show", type=Path, help="the show's TOML file")
+    learn.add_argument("--target", required=True, help="dotted target name, e.g. gen.zoom")
+    learn.add_argument(
+        "--mapping", type=Path, help="mapping file to write (default: the show's first)"
+    )
+    learn.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
+    learn.add_argument("--channel", action="store_true", help="name the MIDI channel too")
+    learn.set_defaults(func=cmd_learn)
+    devices = sub.add_parser("devices", help="list MIDI ports, audio devices and monitors")
+    devices.set_defaults(func=cmd_devices)
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    """MIDI learn. Thread: main."""
+    from runtime import learn
+
+    try:
+        return learn.run(
+            args.show,
+            args.target,
+            mapping=args.mapping,
+            timeout_s=args.timeout,
+            channel=args.channel,
+            say=print,
+        )
+    except KeyboardInterrupt:
+        print("learn cancelled; nothing written", file=sys.stderr)
+        return 130
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List devices. Thread: main."""
+    from runtime import devices
+
+    for line in devices.report():
+        print(line)
+    return 0
 
 
 def _models_parser(sub: argparse._SubParsersAction) -> None:
