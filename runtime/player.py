@@ -83,9 +83,11 @@ class Player:
             source.start()
 
     def stop(self) -> None:
-        """Stop inputs and the worker. Thread: main."""
+        """Stop inputs, feeds and the worker. Thread: main."""
         for source in self.inputs:
             source.stop()
+        for feed in self.feeds:
+            feed.stop()
         self.worker.stop()
 
     def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:

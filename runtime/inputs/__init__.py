@@ -46,6 +46,11 @@ class FrameFeed(Protocol):
         """Write the signals for the frame at `t_s`; must not block. Thread: main."""
         ...
 
+    def stop(self) -> None:
+        """Release what the feed holds (files, sessions); safe to call twice.
+        Thread: main."""
+        ...
+
 
 MODULES = {
     "osc": "runtime.inputs.osc",
@@ -78,7 +83,10 @@ def build_inputs(
     """
     inputs: list[Input] = []
     feeds: list[FrameFeed] = []
-    for kind, table in tables.items():
+    # In MODULES order, not the show's: the clock reads what MIDI and audio feeds
+    # wrote in the same frame.
+    for kind in sorted(tables, key=list(MODULES).index):
+        table = tables[kind]
         module = importlib.import_module(MODULES[kind])
         built = module.build(table, bus, folder=folder, offline=offline)
         (feeds if hasattr(built, "update") else inputs).append(built)

@@ -977,6 +977,13 @@ class HandsFeed:
                 return
             self._landmarker = landmarker
 
+    def stop(self) -> None:
+        """Release the landmarker and the video. Thread: main."""
+        self._frames = None
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
     def update(self, bus: SignalBus, t_s: float) -> None:
         """Feed every source frame up to `t_s` (seconds into the render) to the
         tracker. Thread: main."""

@@ -689,6 +689,9 @@ class MidiFilePlayer:
         seg = self._segments[max(i, 0)]
         return seg.start_beat + (t_s - seg.start_s) * seg.bpm / 60.0, seg.bpm
 
+    def stop(self) -> None:
+        """Nothing to release: the file was read whole at start. Thread: main."""
+
     def update(self, bus: SignalBus, t_s: float) -> None:
         """Feed every message due by `t_s` (seconds since the show began).
 
