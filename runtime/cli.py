@@ -4,6 +4,7 @@
     run_show.py check SHOW                                               validate
     run_show.py signals SHOW | targets SHOW                              what maps to what
     run_show.py bench                                                    measure
+    run_show.py analyze AUDIO [--plot PNG]                               audio features
 
 Each command's implementation lives in the module it belongs to; this file only
 parses arguments and reports errors readably.
@@ -17,7 +18,7 @@ import sys
 
 from runtime.errors import ShowError
 
-COMMANDS = ("play", "check", "signals", "targets", "bench")
+COMMANDS = ("play", "check", "signals", "targets", "bench", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("check", "signals", "targets"):
         p = sub.add_parser(name, help=f"{name} a show")
         p.add_argument("show", help="the show's TOML file")
+
+    # Offline audio analysis (runtime.inputs.audio_offline).
+    p = sub.add_parser("analyze", help="analyse an audio file: tempo, beats, onsets, plot")
+    p.add_argument("audio", help="an audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--plot", metavar="PNG", help="write the feature curves with beats marked")
+    p.add_argument("--block", type=int, default=512, help="samples per block (default 512)")
+    p.set_defaults(func=_analyze)
     return parser
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from runtime.inputs.audio_offline import analyze_command
+
+    print(analyze_command(args.audio, plot=args.plot, block=args.block))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
