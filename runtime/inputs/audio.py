@@ -28,6 +28,7 @@ every RETRY_S seconds and the show plays on.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -46,6 +47,7 @@ from runtime.inputs.audio_features import (
     TRIGGERS,
     AnalysisSettings,
     BlockAnalyzer,
+    Filterbanks,
 )
 from runtime.signals import SignalBus
 
@@ -55,6 +57,10 @@ log = logging.getLogger(__name__)
 RETRY_S = 2.0
 #: A stream that delivers nothing for this long counts as dead and is reopened.
 STALL_S = 1.0
+#: The rate the filterbanks are prepared for when the device's rate is not known yet.
+DEFAULT_RATE_HZ = 48000.0
+#: A stream that does not close within this time is abandoned.
+CLOSE_TIMEOUT_S = 2.0
 #: Ring capacity in blocks (about 0.35 s at 512 / 48 kHz).
 RING_BLOCKS = 32
 #: File extensions a show may name (anything libsndfile reads works).
@@ -253,12 +259,14 @@ class Capture:
         ring: the ring the stream's callback fills.
         sample_rate_hz: the stream's sample rate.
         label: what to show in status ("'Scarlett 2i2' 48000 Hz", "file set.flac").
+        live: a device stream (its backlog is skipped when analysis starts).
         finished: set by a file source after its last block.
     """
 
     ring: BlockRing
     sample_rate_hz: float
     label: str
+    live: bool = False
     finished: bool = False
 
 
@@ -276,10 +284,24 @@ class Stream(Protocol):
     def close(self) -> None: ...
 
 
-#: Opens an input stream, not yet started, called with keywords device,
-#: sample_rate_hz and block; returns (stream, label for status, the BlockRing its
-#: callback fills).
-Opener = Callable[..., tuple[Stream, str, BlockRing]]
+class StreamOpener(Protocol):
+    """Opens device streams for AudioInput (PortAudioOpener; a test's fake where the
+    hardware is absent)."""
+
+    def open(
+        self, *, device: str | int | None, sample_rate_hz: float | None, block: int
+    ) -> tuple[Stream, str, BlockRing]:
+        """Open (not start) a stream. Returns (stream, label, the ring its callback
+        fills). Raises anything on failure. Thread: the audio device thread."""
+        ...
+
+    def refresh(self) -> None:
+        """Re-read the device list before a retry. Thread: the audio device thread."""
+        ...
+
+    def abandon(self) -> None:
+        """Give up on a stream that hangs when closed. Thread: the audio device thread."""
+        ...
 
 
 def load_sounddevice():
@@ -339,7 +361,7 @@ class PortAudioOpener:
     def __init__(self) -> None:
         self.sd = None
 
-    def __call__(
+    def open(
         self, *, device: str | int | None, sample_rate_hz: float | None, block: int
     ) -> tuple[Stream, str, BlockRing]:
         """Open (not start) an input stream and the ring its callback fills.
@@ -373,15 +395,23 @@ class PortAudioOpener:
 
     def refresh(self) -> None:
         """Re-read PortAudio's device list (it is fixed at initialisation), so a
-        device plugged in after start is found. Only call with no stream open.
+        device plugged in after start is found. This ends every PortAudio stream of
+        the process, so it is called only while this input has none open.
         Thread: the audio device thread."""
         if self.sd is None:
             return
-        try:
-            self.sd._terminate()
-            self.sd._initialize()
-        except Exception as exc:  # a failed refresh only delays the retry
-            log.debug("audio: PortAudio refresh failed: %s", exc)
+        for step in (self.sd._terminate, self.sd._initialize):
+            try:
+                step()
+            except Exception as exc:  # a failed refresh only delays the retry
+                log.debug("audio: PortAudio refresh failed: %s", exc)
+
+    def abandon(self) -> None:
+        """Keep sounddevice's exit handler from closing a stream that hangs (PortAudio's
+        JACK backend hangs for good closing a stream whose server died), so the
+        process can still exit. Thread: the audio device thread."""
+        if self.sd is not None:
+            atexit.unregister(self.sd._exit_handler)
 
 
 class AudioInput:
@@ -407,7 +437,7 @@ class AudioInput:
         bus: SignalBus,
         *,
         realtime: bool = True,
-        opener: Opener | None = None,
+        opener: StreamOpener | None = None,
         on_block: Callable[[int, Mapping[str, float]], None] | None = None,
     ) -> None:
         self.config = config
@@ -421,10 +451,12 @@ class AudioInput:
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._problem: str | None = None
+        self._wedged = False
         self._failures = 0
         self._stream_errors = 0
         self._blocks = 0
         self._last_values: dict[str, float] = {}
+        self._banks: dict[float, Filterbanks] = {}
 
     # The show's side: start, stop, status.
 
@@ -433,10 +465,17 @@ class AudioInput:
         an absent device (reports and retries). Thread: main."""
         if self._threads:
             return
-        # librosa's filters import scipy (about a second): do it here, not while
-        # blocks pile up in the ring.
-        import librosa.filters  # noqa: F401
+        # librosa's filters load numba code (seconds): build them here for the
+        # likely rate, not in the analysis thread while blocks pile up.
+        rate = self.config.sample_rate_hz or DEFAULT_RATE_HZ
+        if self.config.file is not None:
+            import soundfile
 
+            try:
+                rate = float(soundfile.info(str(self.config.file)).samplerate)
+            except Exception as exc:  # reported again, once, by the file thread
+                log.debug("audio: cannot read %s: %s", self.config.file, exc)
+        self._banks_for(rate)
         self._stop.clear()
         self._done.clear()
         source = self._run_file if self.config.file is not None else self._run_device
@@ -451,12 +490,14 @@ class AudioInput:
         """Stop both threads and close the stream; safe to call twice. Thread: main."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=2.0)
+            thread.join(timeout=CLOSE_TIMEOUT_S + 1.0)
         self._threads = []
 
     def status(self) -> str:
         """One line for the HUD. Thread: any."""
         capture = self._capture
+        if self._wedged:
+            return f"audio: {self._problem}"
         if self._problem is not None and capture is None:
             return f"audio: {self._problem} ({self._failures} tries, retrying)"
         if capture is None:
@@ -482,16 +523,16 @@ class AudioInput:
         """Report a failure once per distinct message; count every one."""
         self._failures += 1
         if problem != self._problem:
-            log.warning("audio: %s; the show plays on, retrying every %.0f s", problem, RETRY_S)
+            log.warning("audio: %s; the show plays on", problem)
         self._problem = problem
 
     def _run_device(self) -> None:
         refresh = False
         while not self._stop.is_set():
-            if refresh and hasattr(self.opener, "refresh"):
+            if refresh:
                 self.opener.refresh()
             try:
-                stream, label, ring = self.opener(
+                stream, label, ring = self.opener.open(
                     device=self.config.device,
                     sample_rate_hz=self.config.sample_rate_hz,
                     block=self.config.block,
@@ -507,14 +548,16 @@ class AudioInput:
             else:
                 log.info("audio: input %s open", label)
             self._problem = None
-            self._capture = Capture(ring, float(stream.samplerate), label)
+            self._capture = Capture(ring, float(stream.samplerate), label, live=True)
             self._watch(stream, ring)
             self._capture = None
-            try:
-                stream.stop()
-                stream.close()
-            except Exception as exc:  # closing a dead stream may fail too
-                log.debug("audio: closing the stream failed: %s", exc)
+            if not _close_within(stream, CLOSE_TIMEOUT_S):
+                self.opener.abandon()
+                self._report(
+                    "PortAudio hangs closing the dead stream: audio input off until restart"
+                )
+                self._wedged = True
+                return
             refresh = True
 
     def _watch(self, stream: Stream, ring: BlockRing) -> None:
@@ -585,8 +628,12 @@ class AudioInput:
                 time.sleep(0.02)
                 continue
             if capture is not current:
-                if analyzer is None or analyzer.settings.sample_rate_hz != capture.sample_rate_hz:
-                    analyzer = BlockAnalyzer(self.config.settings(capture.sample_rate_hz))
+                rate = capture.sample_rate_hz
+                if analyzer is None or analyzer.settings.sample_rate_hz != rate:
+                    analyzer = BlockAnalyzer(self.config.settings(rate), self._banks_for(rate))
+                if capture.live:
+                    # A new stream's analysis starts at the present.
+                    capture.ring.read = capture.ring.written
                 current = capture
                 nap_s = 0.25 * self.config.block / capture.sample_rate_hz
             if not capture.ring.read_into(block):
@@ -608,6 +655,11 @@ class AudioInput:
                 self.on_block(self._blocks, values)
             self._blocks += 1
 
+    def _banks_for(self, rate_hz: float) -> Filterbanks:
+        if rate_hz not in self._banks:
+            self._banks[rate_hz] = Filterbanks.build(self.config.settings(rate_hz))
+        return self._banks[rate_hz]
+
     def _publish(self, values: Mapping[str, float]) -> None:
         now = time.perf_counter()
         last = self._last_values
@@ -624,6 +676,22 @@ class AudioInput:
         now = time.perf_counter()
         for name in (*LEVELS, *TRIGGERS):
             self.bus.set(name, 0.0, now)
+
+
+def _close_within(stream: Stream, timeout_s: float) -> bool:
+    """Stop and close a stream in a helper thread; False when that hangs."""
+
+    def close() -> None:
+        try:
+            stream.stop()
+            stream.close()
+        except Exception as exc:  # closing a dead stream may fail: it is gone either way
+            log.debug("audio: closing the stream failed: %s", exc)
+
+    helper = threading.Thread(target=close, name="audio-close", daemon=True)
+    helper.start()
+    helper.join(timeout_s)
+    return not helper.is_alive()
 
 
 def _block(value: Any) -> str | None:
