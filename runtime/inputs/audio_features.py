@@ -135,11 +135,18 @@ class AnalysisSettings:
         return CHROMA_BLOCKS * self.block
 
 
+#: How fast an automatic gain's peak may rise: one spike (a knock on the microphone)
+#: lifts it by only 2 dB a block, while a real rise in level is caught within
+#: 0.3 s (values read 1 meanwhile).
+AGC_RISE_DB_PER_S = 200.0
+
+
 class AutoGain:
     """A slow automatic gain: divides by a peak follower so values sit in 0..1.
 
-    The follower jumps up to any new peak at once and falls back by 1/e per
-    `release_s`; it never falls below `floor`, so quiet noise stays small.
+    The follower rises towards a new peak at up to AGC_RISE_DB_PER_S and falls back
+    by 1/e per `release_s`; it never falls below `floor`, so quiet noise stays small.
+    Values above the follower read 1.
 
     Args:
         release_s: fall time constant of the follower.
@@ -151,12 +158,13 @@ class AutoGain:
     def __init__(self, *, release_s: float, floor: float, dt_s: float) -> None:
         self.floor = floor
         self.decay = math.exp(-dt_s / release_s)
+        self.rise = 10.0 ** (AGC_RISE_DB_PER_S * dt_s / 20.0)
         self.peak = floor
 
     def __call__(self, value: float) -> float:
-        """Normalise one value. Returns value / peak in 0..1. Thread: owner."""
-        self.peak = max(value, self.peak * self.decay, self.floor)
-        return value / self.peak
+        """Normalise one value. Returns min(value / peak, 1). Thread: owner."""
+        self.peak = max(min(value, self.peak * self.rise), self.peak * self.decay, self.floor)
+        return min(value / self.peak, 1.0)
 
     def run(self, values: np.ndarray) -> np.ndarray:
         """Normalise a whole curve in time order.
@@ -266,11 +274,49 @@ def log_mel(mel_power: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(mel_power, MEL_AMIN))
 
 
+class FluxMeter:
+    """Spectral flux: the mean rise in dB over the mel bands since the last frame.
+
+    Bands more than FLUX_RANGE_DB below a slow peak of the loudest band count as
+    silence (librosa's top_db, but following the music), so a hit out of digital
+    silence rises from that floor, not from -100 dB. The first frame reads 0, as
+    librosa's onset_strength pads it.
+
+    Args:
+        settings: the analysis settings (agc_release_s, fps).
+    Thread: one owner.
+    """
+
+    def __init__(self, settings: AnalysisSettings) -> None:
+        self.keep_db = 20.0 * math.log10(math.exp(-1.0 / (settings.agc_release_s * settings.fps)))
+        self.ref_db = -math.inf
+        self.previous: np.ndarray | None = None
+
+    def __call__(self, mel_power: np.ndarray) -> float:
+        """Take one frame's mel power (N_MELS,); returns its flux in dB. Thread: owner."""
+        level = log_mel(mel_power)  # (N_MELS,)
+        self.ref_db = max(float(level.max()), self.ref_db + self.keep_db)
+        level = np.maximum(level, self.ref_db - FLUX_RANGE_DB)
+        if self.previous is None:
+            self.previous = level
+            return 0.0
+        previous = np.maximum(self.previous, self.ref_db - FLUX_RANGE_DB)
+        self.previous = level
+        return float(np.mean(np.maximum(level - previous, 0.0)))
+
+    def run(self, mel_power: np.ndarray) -> np.ndarray:
+        """The flux of a whole spectrogram: (N_MELS, T) -> (T,). Thread: owner."""
+        return np.array([self(mel_power[:, j]) for j in range(mel_power.shape[1])])
+
+
 def floor_amplitude(settings: AnalysisSettings) -> float:
     """The AutoGain floor for amplitudes (RMS, band amplitude). Thread: any."""
     return 10.0 ** (settings.agc_floor_db / 20.0)
 
 
+#: Range of the flux below the recent loudest mel band (librosa's top_db is 80
+#: over a whole file; 60 suits a window of seconds).
+FLUX_RANGE_DB = 60.0
 #: The AutoGain floor of the flux, in dB per mel band per block: below it a change
 #: of level is too small to count as an onset however quiet the music is.
 FLUX_FLOOR_DB = 0.5
@@ -396,7 +442,14 @@ class TempoTracker:
 
     MIN_HISTORY_S = 3.0
     PHASE_GAIN = 0.25
-    COMB_BEATS = 8
+    COMB_BEATS = 24
+    COMB_KEEP = 0.93
+    #: The phase follows the comb maximum within this fraction of a beat.
+    TRACK_REACH = 0.125
+    #: A distant alignment must score this much more ...
+    SWITCH = 1.25
+    #: ... for this long to move the beat there.
+    SWITCH_S = 2.0
 
     def __init__(self, settings: AnalysisSettings, *, update_blocks: int = 8) -> None:
         self.fps = settings.fps
@@ -412,6 +465,7 @@ class TempoTracker:
         self.bpm = 0.0
         self.phase = 0.0
         self.since_beat = 0
+        self.challenges = 0
 
     def step(self, flux: float, active: bool) -> bool:
         """Take one block's raw flux; True when a beat falls on this block.
@@ -456,16 +510,29 @@ class TempoTracker:
         self._align(60.0 * self.fps / bpm)
 
     def _align(self, period: float) -> None:
-        """Pull the beat phase towards the comb alignment with the most flux."""
+        """Pull the beat phase towards the comb alignment with the most flux.
+
+        The oscillator follows the best alignment near where it already is; it
+        jumps to a distant one (the off-beat of a syncopated break often scores
+        nearly as well) only after that has won clearly for SWITCH_UPDATES updates.
+        """
         beats = min(self.COMB_BEATS, int((self.filled - 1) // period))
         if beats < 2:
             return
-        ago = np.arange(math.ceil(period))  # (P,) frames since the candidate last beat
+        size = math.ceil(period)
+        ago = np.arange(size)  # (P,) frames since the candidate last beat
         ticks = np.rint(ago[:, None] + period * np.arange(beats)[None, :]).astype(int)  # (P, B)
-        weights = 0.85 ** np.arange(beats)  # (B,) recent beats count more
+        weights = self.COMB_KEEP ** np.arange(beats)  # (B,) recent beats count more
         score = (self.history[self.window - 1 - ticks] * weights).sum(axis=1)  # (P,)
-        target = float(np.argmax(score)) / period
-        error = (target - self.phase + 0.5) % 1.0 - 0.5
+        here = round(self.phase * period)
+        reach = max(1, round(period * self.TRACK_REACH))
+        near = np.arange(here - reach, here + reach + 1) % size  # (2R+1,)
+        local = int(near[np.argmax(score[near])])
+        best = int(np.argmax(score))
+        self.challenges = self.challenges + 1 if score[best] > self.SWITCH * score[local] else 0
+        patience = self.SWITCH_S * self.fps / self.update_blocks
+        target = best if self.challenges >= patience else local
+        error = (target / period - self.phase + 0.5) % 1.0 - 0.5
         self.phase = (self.phase + self.PHASE_GAIN * error) % 1.0
 
 
@@ -505,7 +572,7 @@ class BlockAnalyzer:
         self.tempo = TempoTracker(settings)
         self.onset_env = 0.0
         self.onset_keep = math.exp(-1.0 / (settings.onset_decay_s * settings.fps))
-        self.previous_log_mel = np.full(N_MELS, 10.0 * math.log10(MEL_AMIN), dtype=np.float32)
+        self.flux = FluxMeter(settings)
         self.silent_blocks = 0
         self.centroid_hz = 0.0
         self.chroma = np.zeros(12, dtype=np.float32)
@@ -534,9 +601,7 @@ class BlockAnalyzer:
         magnitude = np.abs(np.fft.rfft(frame * banks.window))  # (n_fft // 2 + 1,)
         power = magnitude * magnitude
         band_amp = np.sqrt(banks.bands @ power)  # (n_bands,)
-        mel_db = log_mel(banks.mel @ power)  # (N_MELS,)
-        flux_raw = float(np.mean(np.maximum(mel_db - self.previous_log_mel, 0.0)))
-        self.previous_log_mel = mel_db
+        flux_raw = self.flux(banks.mel @ power)
 
         active = rms_raw > floor_amplitude(s)
         self.silent_blocks = 0 if active else self.silent_blocks + 1

@@ -29,10 +29,10 @@ from runtime.inputs.audio_features import (
     LEVELS,
     AnalysisSettings,
     Filterbanks,
+    FluxMeter,
     Normalisers,
     decay_envelope,
     floor_amplitude,
-    log_mel,
 )
 from runtime.signals import SignalBus
 
@@ -120,9 +120,7 @@ def analyze_file(path: Path, *, config: AudioConfig | None = None) -> OfflineAna
     power = np.abs(librosa.stft(y, n_fft=s.n_fft, hop_length=hop, window="hann")) ** 2  # (F, T)
     rms_raw = librosa.feature.rms(y=y, frame_length=s.n_fft, hop_length=hop)[0]  # (T,)
     band_amp = np.sqrt(banks.bands @ power)  # (n_bands, T)
-    flux_raw = librosa.onset.onset_strength(
-        S=log_mel(banks.mel @ power), sr=rate, hop_length=hop, center=False, max_size=1
-    )  # (T,)
+    flux_raw = FluxMeter(s).run(banks.mel @ power)  # (T,)
     centroid_hz = librosa.feature.spectral_centroid(
         S=np.sqrt(power), sr=rate, n_fft=s.n_fft, hop_length=hop
     )[0]  # (T,)
