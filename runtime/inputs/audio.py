@@ -451,6 +451,8 @@ class AudioInput:
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._problem: str | None = None
+        self._reported: set[str] = set()
+        self._announced = False
         self._wedged = False
         self._failures = 0
         self._stream_errors = 0
@@ -520,11 +522,25 @@ class AudioInput:
     # The source threads: a device with retries, or a file feeder.
 
     def _report(self, problem: str) -> None:
-        """Report a failure once per distinct message; count every one."""
+        """Report each kind of failure once until sound flows again; count every one."""
         self._failures += 1
-        if problem != self._problem:
+        if problem not in self._reported:
             log.warning("audio: %s; the show plays on", problem)
+            self._reported.add(problem)
         self._problem = problem
+        self._announced = False
+
+    def _recovered(self, label: str) -> None:
+        """Note, once, that a stream delivers sound."""
+        if self._announced:
+            return
+        if self._reported:
+            log.info("audio: input %s delivers sound after %d failures", label, self._failures)
+        else:
+            log.info("audio: input %s delivers sound", label)
+        self._reported.clear()
+        self._problem = None
+        self._announced = True
 
     def _run_device(self) -> None:
         refresh = False
@@ -543,13 +559,8 @@ class AudioInput:
                 refresh = True
                 self._stop.wait(RETRY_S)
                 continue
-            if self._problem is not None:
-                log.info("audio: input %s open after %d failed tries", label, self._failures)
-            else:
-                log.info("audio: input %s open", label)
-            self._problem = None
             self._capture = Capture(ring, float(stream.samplerate), label, live=True)
-            self._watch(stream, ring)
+            self._watch(stream, ring, label)
             self._capture = None
             if not _close_within(stream, CLOSE_TIMEOUT_S):
                 self.opener.abandon()
@@ -560,17 +571,18 @@ class AudioInput:
                 return
             refresh = True
 
-    def _watch(self, stream: Stream, ring: BlockRing) -> None:
+    def _watch(self, stream: Stream, ring: BlockRing, label: str) -> None:
         """Return when the stream dies (inactive, or silent for STALL_S) or on stop."""
         seen, seen_at = ring.written, time.perf_counter()
         while not self._stop.wait(0.1):
             now = time.perf_counter()
             if ring.written != seen:
                 seen, seen_at = ring.written, now
+                self._recovered(label)
             if not stream.active:
                 reason = "stopped"
             elif now - seen_at > STALL_S:
-                reason = f"delivered nothing for {STALL_S:.0f} s"
+                reason = f"delivered nothing for {STALL_S:g} s"
             else:
                 continue
             self._stream_errors += 1
