@@ -333,7 +333,7 @@ def test_show_builds_a_file_input_live_and_a_feed_offline(show_dir):
     ("table", "message"),
     [
         ("blok = 512", r"show.toml:5: \[inputs.audio\] 'blok': unknown key \(did you mean 'block'"),
-        ("block = 500", r"'block': expected a power of two"),
+        ("block = 500", r"'block': expected a block of 256, 512, 1024, 2048 samples, got 500"),
         ('block = "512"', r"'block': expected an integer"),
         ('file = "music.wav"\ndevice = 1', r"'file': give 'device' .* or 'file', not both"),
         ('file = "missing.flac"', r"'file': audio file not found: .*missing.flac"),

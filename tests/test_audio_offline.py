@@ -120,6 +120,11 @@ def test_analyze_command_reports_a_missing_file(tmp_path, capsys):
     assert "nope.flac: file not found" in capsys.readouterr().err
 
 
+def test_analyze_command_refuses_an_unsupported_block(pulses, capsys):
+    assert main(["analyze", str(pulses[0]), "--block", "64"]) == 1
+    assert "--block: expected a block of 256, 512, 1024, 2048 samples" in capsys.readouterr().err
+
+
 def test_analyze_command_reports_a_file_that_is_not_audio(tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")

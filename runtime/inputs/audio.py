@@ -5,7 +5,8 @@
                                # system's default input)
     file = "music/set.flac"    # play this file through the analysis instead of a device
     loop = false               # file: start again at the end
-    block = 512                # samples per analysis block: 512 at 48 kHz = 10.7 ms
+    block = 512                # samples per analysis block (256, 512, 1024, 2048):
+                               # 512 at 48 kHz = 10.7 ms
     sample_rate_hz = 48000     # device rate (default: the device's own; a file uses its own)
     gain_db = 0.0              # trim before analysis (the features have automatic gain)
     agc_release_s = 10.0       # how long the automatic gain remembers a loud passage
@@ -48,6 +49,7 @@ from runtime.inputs.audio_features import (
     AnalysisSettings,
     BlockAnalyzer,
     Filterbanks,
+    block_problem,
 )
 from runtime.signals import SignalBus
 
@@ -126,7 +128,7 @@ def read_config(table: Table, *, folder: Path) -> AudioConfig:
         device=device,
         file=(folder / file_s) if file_s is not None else None,
         loop=table.take("loop", bool, False),
-        block=table.take("block", int, 512, check=_block),
+        block=table.take("block", int, 512, check=block_problem),
         sample_rate_hz=table.take("sample_rate_hz", float, None, check=_range(8000, 192000)),
         gain_db=table.take("gain_db", float, 0.0, check=_range(-60, 60)),
         agc_release_s=table.take("agc_release_s", float, 10.0, check=_range(0.5, 600)),
@@ -704,12 +706,6 @@ def _close_within(stream: Stream, timeout_s: float) -> bool:
     helper.start()
     helper.join(timeout_s)
     return not helper.is_alive()
-
-
-def _block(value: Any) -> str | None:
-    if 64 <= value <= 8192 and value & (value - 1) == 0:
-        return None
-    return f"expected a power of two from 64 to 8192 samples, got {value!r}"
 
 
 def _range(lo: float, hi: float) -> Callable[[Any], str | None]:

@@ -86,6 +86,18 @@ LEVELS = (
 )
 
 
+#: Block sizes the analysis supports: below 256 the mel bands are narrower than the
+#: FFT bins; above 2048 the tempo's lag resolution is too coarse.
+BLOCK_SIZES = (256, 512, 1024, 2048)
+
+
+def block_problem(block: int) -> str | None:
+    """Why `block` cannot be used, or None when it can. Thread: any."""
+    if block in BLOCK_SIZES:
+        return None
+    return f"expected a block of {', '.join(map(str, BLOCK_SIZES))} samples, got {block!r}"
+
+
 @dataclass(frozen=True)
 class AnalysisSettings:
     """How the features are computed; the same for live and offline.

@@ -31,6 +31,7 @@ from runtime.inputs.audio_features import (
     Filterbanks,
     FluxMeter,
     Normalisers,
+    block_problem,
     decay_envelope,
     floor_amplitude,
 )
@@ -326,14 +327,15 @@ def analyze_command(audio: str, *, plot: str | None, block: int) -> str:
         The summary to print (tempo, beats, onsets, duration).
     Raises:
         InputError: the file cannot be read or decoded, or the block is not a
-            power of two from 64 to 8192.
+            supported size (BLOCK_SIZES).
     Thread: main.
     """
     path = Path(audio)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    if not (64 <= block <= 8192 and block & (block - 1) == 0):
-        raise InputError(f"--block: expected a power of two from 64 to 8192, got {block}")
+    problem = block_problem(block)
+    if problem:
+        raise InputError(f"--block: {problem}")
     a = analyze_file(path, config=AudioConfig(block=block))
     s = a.settings
     lines = [
