@@ -279,11 +279,17 @@ class Stream(Protocol):
     channels: int
     active: bool
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Start calling the callback. Thread: the audio device thread."""
+        ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Stop calling the callback (may hang on a dead JACK stream). Thread: a helper."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the device. Thread: a helper."""
+        ...
 
 
 class StreamOpener(Protocol):
