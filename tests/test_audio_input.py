@@ -420,3 +420,17 @@ def test_jack_dummy_device_comes_plays_and_goes():
     # A real-time device: 48000 / 512 = 93.75 blocks a second.
     assert 150 <= out["blocks_in_2_s"] <= 225
     assert "off until restart" in out["after"] or "no audio input" in out["after"]
+
+
+def test_a_file_that_cannot_be_decoded_is_reported_and_the_show_plays_on(tmp_path, caplog):
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"fLaC" + bytes(100))  # a FLAC header and nothing usable
+    inp = AudioInput(AudioConfig(file=bad), SignalBus(), realtime=False)
+    inp.start()
+    try:
+        assert inp.wait_done(5.0)
+        assert "cannot read" in inp.status()
+        assert "retrying" not in inp.status()
+        assert warnings(caplog, "cannot read") == 1
+    finally:
+        inp.stop()

@@ -461,7 +461,7 @@ class AudioInput:
         self._problem: str | None = None
         self._reported: set[str] = set()
         self._announced = False
-        self._wedged = False
+        self._given_up = False
         self._failures = 0
         self._stream_errors = 0
         self._blocks = 0
@@ -506,7 +506,7 @@ class AudioInput:
     def status(self) -> str:
         """One line for the HUD. Thread: any."""
         capture = self._capture
-        if self._wedged:
+        if self._given_up:
             return f"audio: {self._problem}"
         if self._problem is not None and capture is None:
             return f"audio: {self._problem} ({self._failures} tries, retrying)"
@@ -575,7 +575,7 @@ class AudioInput:
                 self._report(
                     "PortAudio hangs closing the dead stream: audio input off until restart"
                 )
-                self._wedged = True
+                self._given_up = True
                 return
             refresh = True
 
@@ -605,6 +605,7 @@ class AudioInput:
             sound = soundfile.SoundFile(str(path))
         except Exception as exc:  # a file that cannot be decoded must not stop the show
             self._report(f"cannot read {path} ({exc})")
+            self._given_up = True
             self._done.set()
             return
         with sound:
