@@ -473,6 +473,7 @@ class TempoTracker:
         self.keep = math.exp(-update_blocks / (settings.tempo_memory_s * self.fps))
         self.bpm_lags, self.logprior = tempo_lags(settings, self.window)
         self.ac = np.zeros(self.window, dtype=np.float64)
+        self.fft_size = 1 << (2 * self.window - 1).bit_length()  # >= 2 * window: no wrap
         self.ac_weight = 0.0
         self.bpm = 0.0
         self.phase = 0.0
@@ -507,9 +508,11 @@ class TempoTracker:
 
     def _estimate(self) -> None:
         recent = self.history[-self.filled :]
-        recent = recent * np.hanning(recent.size)
-        spectrum = np.fft.rfft(recent, 2 * recent.size)
-        ac = np.fft.irfft(spectrum * np.conj(spectrum))[: recent.size]
+        recent = recent * np.hanning(recent.size)  # (filled,)
+        # One FFT length for every estimate: while the history fills, a length per
+        # size would cost a new (often slow, non power-of-two) FFT plan each time.
+        spectrum = np.fft.rfft(recent, self.fft_size)
+        ac = np.fft.irfft(spectrum * np.conj(spectrum), self.fft_size)[: recent.size]
         if ac[0] <= 0.0:
             return
         ac = np.pad(ac / ac[0], (0, self.window - ac.size))
