@@ -25,6 +25,7 @@ examples:
   run_show.py targets shows/demo.toml              what can be mapped to
   run_show.py bench                                measure the loop and generator
   run_show.py devices                              MIDI ports, audio devices, monitors
+  run_show.py analyze song.flac --plot features.png   what the audio analysis hears
   run_show.py learn shows/vj.toml --target gen.zoom   move a MIDI control to map it
   run_show.py models list                          the model catalogue and the cache
   run_show.py models pull biggan-deep-128          download weights (sha256-checked)
@@ -112,7 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
     _hands_parser(sub)
     _models_parser(sub)
     _midi_parsers(sub)
+    _audio_parser(sub)
     return parser
+
+
+def _audio_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="analyse an audio file: tempo, beats, onsets, plot",
+        description="Run the offline audio analysis on a file: print tempo, beat and onset "
+        "counts and duration, and plot the feature curves with beats marked, to see what "
+        "a mapping will get.",
+    )
+    p.add_argument("audio", help="an audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--plot", metavar="PNG", help="write the feature curves with beats marked")
+    p.add_argument("--block", type=int, default=512, help="samples per block (default 512)")
+    p.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyse an audio file. Thread: main."""
+    from runtime.inputs.audio_offline import analyze_command
+
+    print(analyze_command(args.audio, plot=args.plot, block=args.block))
+    return 0
 
 
 def _midi_parsers(sub: argparse._SubParsersAction) -> None:
