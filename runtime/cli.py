@@ -71,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument(
         "--frames",
         type=int,
-        default=300,
         metavar="N",
-        help="frames to render with --headless (default 300)",
+        help="frames to render with --headless (default: the show's audio file's "
+        "length, else 300)",
     )
     play.add_argument(
         "--out",
@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio",
         type=Path,
         metavar="FILE",
-        help="with --headless and a video --out: mux this audio file in",
+        help="with --headless and a video --out: mux this audio file in (default: the "
+        "show's [inputs.audio] file)",
     )
     play.set_defaults(func=cmd_play)
 

@@ -23,6 +23,7 @@ from runtime.show import Show
 
 log = logging.getLogger(__name__)
 
+DEFAULT_FRAMES = 300
 RELOAD_EVERY_S = 0.5
 HUD_EVERY_S = 0.25
 LOG_EVERY_S = 10.0
@@ -173,11 +174,14 @@ def render_offline(
     The generator renders frame i + 1 while the passes and the encoder handle
     frame i. Same show and seed give identical frames.
 
+    A show with an audio file (`[inputs.audio] file`) is a music video: by default
+    the render lasts as long as the file and the video carries it as soundtrack.
+
     Args:
         show: the show.
-        frames: how many frames.
+        frames: how many frames; None: the soundtrack's length (300 without one).
         out: an .mp4/.mov/.mkv file, or a folder for PNGs.
-        audio: an audio file to mux into a video.
+        audio: an audio file to mux into a video; None: the show's soundtrack.
         progress: show a progress bar.
     Returns:
         The frame statistics (work per frame, excluding nothing: offline has no wait).
@@ -191,6 +195,11 @@ def render_offline(
     player = Player(show, ctx, offline=True)
     fps = show.output.fps
     dt_s = 1.0 / fps
+    soundtrack = next((f.soundtrack for f in player.feeds if hasattr(f, "soundtrack")), None)
+    if frames is None:
+        frames = round(soundtrack[1] * fps) if soundtrack else DEFAULT_FRAMES
+    if audio is None and soundtrack:
+        audio = soundtrack[0]
     recorder = open_recorder(out, show.output.size_px, fps, audio)
     stats = FrameStats(budget_ms=dt_s * 1000.0)
     player.start()

@@ -222,6 +222,15 @@ class OfflineAudioFeed:
         """The file's length (a render of the whole song lasts this long)."""
         return self.analysis.duration_s
 
+    @property
+    def soundtrack(self) -> tuple[Path, float]:
+        """(file, length in s): an offline render lasts this long and muxes this file
+        into its video. Thread: any."""
+        return self.analysis.path, self.analysis.duration_s
+
+    def stop(self) -> None:
+        """Nothing to release: the analysis is in memory. Thread: main."""
+
     def update(self, bus: SignalBus, t_s: float) -> None:
         """Write the signals for the frame at `t_s` (seconds from the file's start).
 
