@@ -18,7 +18,7 @@ dev=0
 # headless GL. Test material comes from Debian packages too.
 apt_packages=(xvfb libportaudio2 ffmpeg liblo-tools libegl1 libgl1 libgl1-mesa-dri x11-apps)
 if [ "$dev" = 1 ]; then
-    apt_packages+=(imagemagick xdotool jackd2 sonic-pi-samples openttd-openmsx)
+    apt_packages+=(imagemagick xdotool jackd2 sonic-pi-samples lmms-common openttd-openmsx)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -49,4 +49,8 @@ extra="[hands]"
 # The hand tracker's model: built once from a MediaPipe wheel on PyPI, then cached.
 .venv/bin/python run_show.py hands model >/dev/null || \
     echo "warning: no hand model built; hand tracking will say so when a show uses it" >&2
+if [ "$dev" = 1 ]; then
+    # Compile librosa's numba code once into .numba_cache (30-60 s cold, then seconds).
+    .venv/bin/python run_show.py analyze /usr/share/sonic-pi/samples/loop_amen_full.flac >/dev/null
+fi
 echo "latentstage installed: .venv/bin/python run_show.py --help"

@@ -36,16 +36,9 @@ time: benchmarks/bench_audio.py).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
-
-from runtime import PROJECT_ROOT
-
-# librosa compiles with numba on first use (~30 s cold); keep the compiled code in a
-# cache that survives the process, before anything imports numba.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(PROJECT_ROOT / ".numba_cache"))
 
 #: Band names and their edges in Hz; the top band runs to Nyquist.
 BANDS_HZ: tuple[tuple[str, float, float], ...] = (
