@@ -41,8 +41,8 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-extra="[hands]"
-[ "$dev" = 1 ] && extra="[dev,hands]"
+extra="[hands,link]"
+[ "$dev" = 1 ] && extra="[dev,hands,link]"
 # One torch for everything (pyproject pins torch 2.14.1 + torchvision 0.29.1): on
 # Linux this is the CUDA build, which also runs on machines without a GPU.
 .venv/bin/python -m pip install -q -e ".$extra"
