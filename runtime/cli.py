@@ -72,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames",
         type=int,
         metavar="N",
-        help="frames to render with --headless (default: the show's audio file's "
-        "length, else 300)",
+        help="frames to render with --headless (default: the show's audio file's length, else 300)",
     )
     play.add_argument(
         "--out",
