@@ -18,6 +18,7 @@ The path from controls to latents, in order:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -227,7 +228,8 @@ class PresetStore:
                 np.savez(f, **entries)
             os.replace(tmp, self.path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise GeneratorError(f"{self.path}: cannot write presets ({exc.strerror})") from None
         self._all = entries
         self.presets[name] = torch.from_numpy(array)

@@ -3,10 +3,12 @@ filtered leaky ReLU.
 
 These compute what NVlabs' reference ops compute (upfirdn2d: upsample by zero
 insertion, pad, convolve with a FIR filter, downsample by dropping samples), but
-never materialise the zero-inserted or discarded samples: upsampling is a strided
-transposed convolution with the filter and downsampling a strided convolution.
-Filters are the same for every channel, so channels are folded into the batch and
-each pass is a one-channel convolution (no grouped convolutions, no custom CUDA).
+never materialise the zero-inserted or discarded samples. Upsampling by N is
+polyphase: the filter splits into N sub-filters, each a depthwise convolution of
+the low-resolution input, and their outputs interleave (pixel shuffle).
+Downsampling is a strided depthwise convolution. Every filter is the same for all
+channels, so each pass is one grouped convolution (groups = channels): no custom
+CUDA, and on the CPU about ten times faster than one-channel convolutions.
 
 Padding is (x_before, x_after, y_before, y_after) relative to the upsampled image;
 negative values crop. A filter is a 1D tensor (separable: applied along x, then y)
@@ -75,18 +77,14 @@ def upfirdn2d(
         (N, C, H', W') with W' = (W * up + x0 + x1 - Kw + 1 + down - 1) // down.
     Thread: generator worker.
     """
-    n, c, h, w = x.shape
     px0, px1, py0, py1 = padding
     if f is None:
         return _identity_filter(x, up, down, padding, gain)
-    y = x.reshape(n * c, 1, h, w)
     if f.ndim == 1:
         taps = f * (gain**0.5)
-        y = _fir_axis(y, taps, up, down, px0, px1, axis=3)
-        y = _fir_axis(y, taps, up, down, py0, py1, axis=2)
-    else:
-        y = _fir_2d(y, f * gain, up, down, padding)
-    return y.reshape(n, c, y.shape[2], y.shape[3])
+        x = _fir_axis(x, taps, up, down, px0, px1, axis=3)
+        return _fir_axis(x, taps, up, down, py0, py1, axis=2)
+    return _fir_2d(x, f * gain, up, down, padding)
 
 
 def filtered_lrelu(
@@ -116,52 +114,78 @@ def filtered_lrelu(
     Thread: generator worker.
     """
     x = bias_act(x, b)
-    x = upfirdn2d(x, fu, up=up, padding=padding, gain=float(up * up))
-    x = bias_act(x, slope=slope, gain=gain, clamp=clamp)
+    # Leaky ReLU commutes with a positive gain, so the gain rides on the filter.
+    x = upfirdn2d(x, fu, up=up, padding=padding, gain=float(up * up) * gain)
+    x = bias_act(x, slope=slope, clamp=clamp)
     return upfirdn2d(x, fd, down=down)
 
 
 def _fir_axis(
-    y: torch.Tensor, taps: torch.Tensor, up: int, down: int, pad0: int, pad1: int, axis: int
+    x: torch.Tensor, taps: torch.Tensor, up: int, down: int, pad0: int, pad1: int, axis: int
 ) -> torch.Tensor:
-    """One separable pass along `axis` (2 = y, 3 = x) of a (B, 1, H, W) tensor."""
-    k = taps.shape[0]
-    shape = (1, 1, 1, k) if axis == 3 else (1, 1, k, 1)
-    n = y.shape[axis]
+    """One separable pass along `axis` (2 = y, 3 = x) of an (N, C, H, W) tensor."""
+    c, k, n = x.shape[1], taps.shape[0], x.shape[axis]
+    along_x = axis == 3
     if up > 1:
-        stride = (1, up) if axis == 3 else (up, 1)
-        weight = taps.to(y.dtype).reshape(shape)
-        full = F.conv_transpose2d(y, weight, stride=stride)  # length (n - 1) * up + k
-        start = k - 1 - pad0
-        stop = n * up + pad1
-        y = _crop_or_pad(full, axis, start, stop)
+        # Full convolution of the zero-stuffed signal, (n - 1) * up + k samples,
+        # then the window the padding asks for.
+        full = _polyphase_axis(x, taps, up, along_x)
+        y = _crop_or_pad(full, axis, k - 1 - pad0, n * up + pad1)
         if down > 1:
-            y = y[:, :, :, ::down] if axis == 3 else y[:, :, ::down, :]
+            y = y[:, :, :, ::down] if along_x else y[:, :, ::down, :]
         return y
     if pad0 or pad1:
-        y = F.pad(y, (pad0, pad1, 0, 0) if axis == 3 else (0, 0, pad0, pad1))
-    weight = taps.flip(0).to(y.dtype).reshape(shape)
-    stride = (1, down) if axis == 3 else (down, 1)
-    return F.conv2d(y, weight, stride=stride)
+        x = F.pad(x, (pad0, pad1, 0, 0) if along_x else (0, 0, pad0, pad1))
+    shape = (c, 1, 1, k) if along_x else (c, 1, k, 1)
+    weight = taps.flip(0).to(x.dtype).reshape(1, 1, -1).expand(shape[0], 1, k).reshape(shape)
+    stride = (1, down) if along_x else (down, 1)
+    return F.conv2d(x, weight, stride=stride, groups=c)
+
+
+def _polyphase_axis(x: torch.Tensor, taps: torch.Tensor, up: int, along_x: bool) -> torch.Tensor:
+    """Zero-stuff by `up` and convolve with `taps` (full output) along one axis."""
+    n, c, h, w = x.shape
+    k = taps.shape[0]
+    t = -(-k // up)  # taps per phase
+    padded = F.pad(taps, (0, t * up - k))
+    phases = padded.reshape(t, up).t().flip(1)  # (up, t): phase r holds taps r, r+up, ...
+    weight = phases.to(x.dtype).repeat(c, 1)  # (C*up, t)
+    if along_x:
+        y = F.conv2d(F.pad(x, (t - 1, t - 1, 0, 0)), weight.reshape(c * up, 1, 1, t), groups=c)
+        length = y.shape[3]
+        y = y.reshape(n, c, up, h, length).permute(0, 1, 3, 4, 2)  # (N, C, H, L, up)
+        return y.reshape(n, c, h, length * up)
+    y = F.conv2d(F.pad(x, (0, 0, t - 1, t - 1)), weight.reshape(c * up, 1, t, 1), groups=c)
+    length = y.shape[2]
+    y = y.reshape(n, c, up, length, w).permute(0, 1, 3, 2, 4)  # (N, C, L, up, W)
+    return y.reshape(n, c, length * up, w)
 
 
 def _fir_2d(
-    y: torch.Tensor, f: torch.Tensor, up: int, down: int, padding: tuple[int, int, int, int]
+    x: torch.Tensor, f: torch.Tensor, up: int, down: int, padding: tuple[int, int, int, int]
 ) -> torch.Tensor:
-    """A non-separable pass over both axes of a (B, 1, H, W) tensor."""
+    """A non-separable pass over both axes of an (N, C, H, W) tensor."""
     px0, px1, py0, py1 = padding
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
     kh, kw = f.shape
-    h, w = y.shape[2], y.shape[3]
     if up > 1:
-        full = F.conv_transpose2d(y, f.to(y.dtype)[None, None], stride=up)
+        th, tw = -(-kh // up), -(-kw // up)
+        padded = F.pad(f, (0, tw * up - kw, 0, th * up - kh))
+        # Phase (i, j) holds taps (a * up + i, b * up + j); pixel_shuffle puts its
+        # output at rows * up + i, columns * up + j.
+        phases = padded.reshape(th, up, tw, up).permute(1, 3, 0, 2).flip((2, 3))
+        weight = phases.reshape(up * up, 1, th, tw).to(x.dtype).repeat(c, 1, 1, 1)
+        y = F.conv2d(F.pad(x, (tw - 1, tw - 1, th - 1, th - 1)), weight, groups=c)
+        full = F.pixel_shuffle(y, up)  # (N, C, (H + th - 1) * up, (W + tw - 1) * up)
         y = _crop_or_pad(full, 3, kw - 1 - px0, w * up + px1)
         y = _crop_or_pad(y, 2, kh - 1 - py0, h * up + py1)
         if down > 1:
             y = y[:, :, ::down, ::down]
         return y
     if px0 or px1 or py0 or py1:
-        y = F.pad(y, (px0, px1, py0, py1))
-    return F.conv2d(y, f.flip((0, 1)).to(y.dtype)[None, None], stride=down)
+        x = F.pad(x, (px0, px1, py0, py1))
+    weight = f.flip((0, 1)).to(x.dtype)[None, None].expand(c, 1, kh, kw)
+    return F.conv2d(x, weight, stride=down, groups=c)
 
 
 def _identity_filter(
