@@ -149,18 +149,22 @@ class StyleGANGenerator:
         """
         return self.render_batch([params])[0]
 
-    def render_batch(self, params: Sequence[Params], max_batch: int = 8) -> torch.Tensor:
+    def render_batch(self, params: Sequence[Params], max_batch: int | None = None) -> torch.Tensor:
         """Render several frames at once (offline renders).
 
         Args:
             params: one Params per frame, in order.
-            max_batch: most frames per network call.
+            max_batch: most frames per network call; default 8 on CUDA and 1 on the
+                CPU, where bigger batches were slower per frame for StyleGAN3
+                (benchmarks/bench_stylegan.py shows both).
         Returns:
             (N, 3, H, W) float in [0, 1] on `device`.
         Raises:
             GeneratorError: the model cannot render.
         Thread: generator worker.
         """
+        if max_batch is None:
+            max_batch = 8 if self.device.type == "cuda" else 1
         frames = []
         for start in range(0, len(params), max_batch):
             chunk = params[start : start + max_batch]

@@ -45,14 +45,18 @@ def bias_act(
         Same shape and dtype as x.
     Thread: generator worker.
     """
+    fresh = False  # whether x is a tensor made here, safe to change in place
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
+        fresh = True
     if slope != 1.0:
-        x = F.leaky_relu(x, slope)
+        x = F.leaky_relu_(x, slope) if fresh else F.leaky_relu(x, slope)
+        fresh = True
     if gain != 1.0:
-        x = x * gain
+        x = x.mul_(gain) if fresh else x * gain
+        fresh = True
     if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if fresh else x.clamp(-clamp, clamp)
     return x
 
 
