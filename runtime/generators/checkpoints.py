@@ -454,6 +454,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self.path = path
 
     def find_class(self, module: str, name: str) -> Any:
+        """The plain-data builder for an allowed global; GeneratorError otherwise."""
         found = _ALLOWED.get((module, name))
         if found is not None:
             return found
@@ -470,6 +471,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid: Any) -> Any:
+        """NVlabs pickles have no persistent ids: refuse any."""
         raise GeneratorError(
             f"{self.path}: refused to load: the pickle uses persistent id {str(pid)[:40]!r}; "
             f"expected {EXPECTED}"

@@ -109,6 +109,9 @@ class StyleGANGenerator:
         self.seed = seed
         self.network = network.to(device)
         cuda = device.type == "cuda"
+        if cuda:
+            # Every frame has the same shapes: let cuDNN time its algorithms once.
+            torch.backends.cudnn.benchmark = True
         self.network.prepare(fp16=fp16 and cuda, channels_last=channels_last and cuda)
         self.latents = latents
         self.family = network.family
