@@ -79,7 +79,6 @@ class StyleGANGenerator:
         size_px: (width, height) of frames.
         seed: fixes random noise per frame and the animated noise fields.
         noise_mode: "const", "random", "animated" or "none" (StyleGAN2).
-        label: (c_dim,) class label of a conditional model, or None.
         fp16: float16 where the model allows (CUDA only).
         channels_last: channels-last layout in the float16 blocks (CUDA only).
         speed: "auto", "eager", "graph" or "compile".
@@ -98,7 +97,6 @@ class StyleGANGenerator:
         size_px: tuple[int, int],
         seed: int,
         noise_mode: str = "const",
-        label: torch.Tensor | None = None,
         fp16: bool = True,
         channels_last: bool = True,
         speed: str = "auto",
@@ -116,7 +114,6 @@ class StyleGANGenerator:
         self.latents = latents
         self.family = network.family
         self.noise_mode = noise_mode if network.noise_shapes() else "none"
-        self.label = label
         self.fit = fit
         self._const = [f.to(device) for f in network.const_noise()]
         self._alt: list[torch.Tensor] = []
@@ -527,7 +524,6 @@ def build(config: GeneratorConfig, device: torch.device) -> StyleGANGenerator:
         size_px=config.size_px,
         seed=config.seed,
         noise_mode=noise_mode,
-        label=label,
         fp16=fp16,
         channels_last=channels_last,
         speed=speed,
