@@ -50,7 +50,7 @@ from torch import nn
 from runtime.config import suggest
 from runtime.errors import GeneratorError
 from runtime.generators.base import Control, Params, defaults
-from runtime.generators.latent import loop_coordinate, slerp
+from runtime.generators.latent import loop_coordinate, slerp, walk_controls
 from runtime.show import GeneratorConfig
 
 log = logging.getLogger(__name__)
@@ -820,24 +820,7 @@ class BigGanGenerator:
                 1.0,
                 "truncation: low is typical and clean, 1 is varied and wild",
             ),
-            Control("latent.position", 0.0, 0.0, 1.0, "place on the noise keyframe loop"),
-            Control(
-                "latent.speed",
-                0.1,
-                -2.0,
-                2.0,
-                "walk speed, noise keyframes per second",
-                integrates="latent.phase",
-            ),
-            Control(
-                "latent.hop",
-                0.0,
-                0.0,
-                1.0,
-                "trigger: glide to the next noise keyframe",
-                steps="latent.phase",
-                glide_s=0.4,
-            ),
+            *walk_controls(speed=0.1, glide_s=0.4, keyframe="noise keyframe"),
             *(
                 Control(
                     f"latent.direction.{i}", 0.0, -3.0, 3.0, f"push the noise along direction {i}"

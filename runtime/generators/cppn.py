@@ -17,7 +17,7 @@ import math
 import torch
 
 from runtime.generators.base import Control, Params, defaults
-from runtime.generators.latent import catmull_rom
+from runtime.generators.latent import catmull_rom, walk_controls
 from runtime.show import GeneratorConfig
 
 LATENT_DIM = 16
@@ -25,24 +25,7 @@ FOURIER_FEATURES = 12
 DIRECTIONS = 4
 
 CONTROLS = (
-    Control("latent.position", 0.0, 0.0, 1.0, "place on the keyframe loop (fraction of the loop)"),
-    Control(
-        "latent.speed",
-        0.08,
-        -2.0,
-        2.0,
-        "walk speed, keyframes per second",
-        integrates="latent.phase",
-    ),
-    Control(
-        "latent.hop",
-        0.0,
-        0.0,
-        1.0,
-        "glide to the next keyframe",
-        steps="latent.phase",
-        glide_s=0.4,
-    ),
+    *walk_controls(speed=0.08, glide_s=0.4),
     *(
         Control(f"latent.direction.{i}", 0.0, -3.0, 3.0, f"push along latent direction {i}")
         for i in range(DIRECTIONS)

@@ -11,6 +11,50 @@ import math
 
 import torch
 
+from runtime.generators.base import Control
+
+
+def walk_controls(
+    *, speed: float = 0.1, glide_s: float = 0.4, keyframe: str = "keyframe"
+) -> tuple[Control, Control, Control]:
+    """The keyframe-walk controls every generator shares: `latent.position`,
+    `latent.speed` (integrated into `latent.phase`) and `latent.hop` (steps it).
+
+    Args:
+        speed: the default walk speed, keyframes per second.
+        glide_s: how long a hop glides.
+        keyframe: what a keyframe is called in the docs ("noise keyframe").
+    Returns:
+        The three controls.
+    Thread: any.
+    """
+    return (
+        Control(
+            "latent.position",
+            0.0,
+            0.0,
+            1.0,
+            f"place on the {keyframe} loop, as a fraction of the loop",
+        ),
+        Control(
+            "latent.speed",
+            speed,
+            -4.0,
+            4.0,
+            f"walk speed, {keyframe}s per second",
+            integrates="latent.phase",
+        ),
+        Control(
+            "latent.hop",
+            0.0,
+            0.0,
+            1.0,
+            f"glide to the next {keyframe} (beat-synced hops)",
+            steps="latent.phase",
+            glide_s=glide_s,
+        ),
+    )
+
 
 def loop_coordinate(phase: float, position: float, count: int) -> tuple[int, float]:
     """Where a walk stands on a loop of `count` keyframes.

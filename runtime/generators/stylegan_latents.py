@@ -32,7 +32,7 @@ import torch
 
 from runtime.errors import ConfigError, GeneratorError
 from runtime.generators.base import Control
-from runtime.generators.latent import catmull_rom, loop_coordinate, slerp
+from runtime.generators.latent import catmull_rom, loop_coordinate, slerp, walk_controls
 
 log = logging.getLogger(__name__)
 
@@ -298,33 +298,7 @@ class LatentSpace:
 
     def controls(self) -> tuple[Control, ...]:
         """The latent controls (mapping targets). Thread: any."""
-        k = len(self.keyframes)
-        out = [
-            Control(
-                "latent.position",
-                0.0,
-                0.0,
-                1.0,
-                f"place on the loop of {k} keyframes, as a fraction of the loop",
-            ),
-            Control(
-                "latent.speed",
-                0.1,
-                -4.0,
-                4.0,
-                "walk speed in keyframes per second (integrates into latent.phase)",
-                integrates="latent.phase",
-            ),
-            Control(
-                "latent.hop",
-                0.0,
-                0.0,
-                1.0,
-                "trigger: glide to the next keyframe (beat-synced hops)",
-                steps="latent.phase",
-                glide_s=0.3,
-            ),
-        ]
+        out = [*walk_controls(speed=0.1, glide_s=0.3)]
         for group, (lo, hi) in self.groups.items():
             out.append(
                 Control(
