@@ -158,3 +158,36 @@ def test_broken_shader_edit_keeps_the_show_running(tmp_path):
         assert any("shader not reloaded" in p for p in show.player.problems())
     finally:
         show.close()
+
+
+def test_a_stylegan_show_plays_an_upstream_checkpoint_end_to_end(tmp_path, fixtures_dir):
+    from conftest import need_fixture
+
+    weights = need_fixture(fixtures_dir, "stylegan/sg2-tiny.pkl")
+    path = copy_show(tmp_path)
+    text = path.read_text().replace(
+        'kind = "cppn"\nseed = 3\nsize = [64, 48]',
+        f'kind = "stylegan"\nseed = 3\nsize = [32, 32]\nweights = "{weights}"\ndirections = 2',
+    )
+    path.write_text(text)
+    (tmp_path / "tiny_mapping.toml").write_text(
+        '[[map]]\nsource = "lfo:fast"\ntarget = "latent.direction.0"\nout = [-3, 3]\n'
+    )
+    show = load_show(path)
+    render_offline(show, frames=8, out=tmp_path / "a", progress=False)
+    render_offline(show, frames=8, out=tmp_path / "b", progress=False)
+    a, b = frames_in(tmp_path / "a"), frames_in(tmp_path / "b")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.abs(a[0].astype(int) - a[-1].astype(int)).mean() > 1  # it moves
+
+
+def test_a_missing_checkpoint_plays_the_default_generator(tmp_path, caplog):
+    path = copy_show(tmp_path)
+    path.write_text(
+        path.read_text().replace('kind = "cppn"', 'kind = "stylegan"\nweights = "nowhere/ffhq.pkl"')
+    )
+    show = load_show(path)
+    render_offline(show, frames=3, out=tmp_path / "out", progress=False)
+    assert len(frames_in(tmp_path / "out")) == 3
+    warned = " ".join(r.message for r in caplog.records)
+    assert "ffhq.pkl" in warned and "playing the default generator (cppn) instead" in warned
