@@ -19,7 +19,7 @@ SHOWS = sorted((PROJECT_ROOT / "shows").glob("*.toml"))
 
 @pytest.mark.gl
 @pytest.mark.parametrize("path", SHOWS, ids=[p.stem for p in SHOWS])
-def test_shipped_show_checks(path):
+def test_shipped_show_checks(path, fixtures_dir):
     show = load_show(path)
     audio = show.inputs.get("audio")
     if audio is not None and "file" in audio.data:
@@ -29,8 +29,26 @@ def test_shipped_show_checks(path):
     try:
         lines = check_show(path)
     except GeneratorError as exc:
-        pytest.skip(f"the show's model is not here: {exc}")
+        check_against_the_fixture(show, exc, fixtures_dir)
+        return
     assert lines[-1] == "ok"
+
+
+def check_against_the_fixture(show, problem, fixtures_dir):
+    """A StyleGAN show whose model is not here: check its mappings against the tiny
+    upstream StyleGAN2 fixture, which offers the same kinds of targets."""
+    import dataclasses
+
+    from conftest import need_fixture
+
+    from runtime.generators import build_generator
+
+    if show.generator.kind != "stylegan":
+        pytest.skip(f"the show's model is not here: {problem}")
+    weights = need_fixture(fixtures_dir, "stylegan/sg2-tiny.pkl")
+    config = dataclasses.replace(show.generator, weights=weights, model=None, device="cpu")
+    targets = show_targets(build_generator(config), show)
+    assert read_mappings(show.mapping_paths, targets).maps
 
 
 def test_mapping_files_no_show_uses_read_against_the_default_generator():
