@@ -195,11 +195,23 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     pull.add_argument(
         "--accept-unverified", action="store_true", help="keep a file no checksum vouches for"
     )
+    convert = actions.add_parser(
+        "convert",
+        help="turn a StyleGAN .pkl into a .safetensors file (later loads never unpickle)",
+    )
+    convert.add_argument("checkpoint", type=Path, help="an NVlabs StyleGAN2/3 .pkl (or .pt)")
+    convert.add_argument("out", type=Path, help="the .safetensors file to write")
     models.set_defaults(func=cmd_models)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """List or pull models. Thread: main."""
+    """List, pull or convert models. Thread: main."""
+    if args.models_command == "convert":
+        from runtime.generators.stylegan_load import export_safetensors, load_network
+
+        export_safetensors(load_network(args.checkpoint), args.out)
+        print(f'wrote {args.out}\nin a show: [generator] weights = "{args.out}"')
+        return 0
     from runtime.models import run_command
 
     return run_command(args, sys.stdout)

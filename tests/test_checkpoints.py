@@ -211,3 +211,28 @@ def test_state_dict_files_round_trip(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
     with pytest.raises(GeneratorError, match="corrupt safetensors"):
         read_state_dict(corrupt)
+
+
+def test_models_convert_writes_a_safetensors_file_that_loads_alike(tmp_path, fixtures_dir):
+    import subprocess
+    import sys
+
+    import torch
+    from conftest import need_fixture
+
+    from runtime import PROJECT_ROOT
+    from runtime.generators.stylegan_load import load_network
+
+    pickle_path = need_fixture(fixtures_dir, "stylegan/sg2-tiny.pkl")
+    out = tmp_path / "sg2.safetensors"
+    done = subprocess.run(
+        [sys.executable, "run_show.py", "models", "convert", str(pickle_path), str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'weights = "{out}"' in done.stdout
+    a, b = load_network(pickle_path), load_network(out)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
