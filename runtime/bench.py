@@ -63,11 +63,12 @@ def _loop_cost(show, ctx: moderngl.Context, frames: int) -> Iterator[str]:
     """The loop's own work per frame (map, upload, passes, present, HUD) with a
     ready-made generated frame, against the least any GL loop does: upload the
     frame and draw it once at the same size."""
-    canvas_px = show.output.size_px
+    canvas_px = show.output.canvas_px
+    window_px = show.output.size_px
     gen_px = show.generator.size_px
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (gen_px[1], gen_px[0], 3), dtype=np.uint8)
-    window = ctx.texture(canvas_px, 4)
+    window = ctx.texture(window_px, 4)
     screen = ctx.framebuffer(color_attachments=[window])
 
     # A bare blit loop: upload the frame, draw one textured triangle, wait for GL.
@@ -102,8 +103,8 @@ def _loop_cost(show, ctx: moderngl.Context, frames: int) -> Iterator[str]:
         values = engine.evaluate(bus.snapshot(), i / show.output.fps, 1 / show.output.fps)
         compositor.upload(frame)
         compositor.render(values, i / show.output.fps)
-        compositor.present(screen, canvas_px)
-        compositor.draw_overlay(hud.texture, hud.viewport(canvas_px))
+        compositor.present(screen, window_px)
+        compositor.draw_overlay(hud.texture, hud.viewport(window_px))
         ctx.finish()
 
     # Alternate the two frame by frame so machine noise hits both alike.
@@ -119,7 +120,8 @@ def _loop_cost(show, ctx: moderngl.Context, frames: int) -> Iterator[str]:
     b, lp = float(np.median(bare_ms)), float(np.median(loop_ms))
     passes = ", ".join(e.name for e in show.effects) or "fit"
     yield (
-        f"loop cost per frame at {canvas_px[0]}x{canvas_px[1]} ({passes} + present + HUD): "
+        f"loop cost per frame, canvas {canvas_px[0]}x{canvas_px[1]} ({passes}) presented at "
+        f"{window_px[0]}x{window_px[1]} + HUD: "
         f"{lp:.2f} ms; bare blit loop {b:.2f} ms; ratio {lp / b:.1f}x; "
         f"budget at {show.output.fps:g} fps {1000 / show.output.fps:.1f} ms"
     )
@@ -175,6 +177,7 @@ def _osc_latency(count: int = 500) -> Iterator[str]:
         while bus.get("osc:/bench", -1.0) != float(i):
             if time.perf_counter() - sent > 1.0:
                 break
+            time.sleep(0.0001)  # a spinning poll would hold the GIL from the server thread
         else:
             latencies.append((bus.last_update_s("osc:/bench") - sent) * 1000.0)
     osc.stop()

@@ -40,7 +40,8 @@ def check_show(path: Path) -> list[str]:
         f"show '{show.name}' ({show.path})",
         f"  generator: {generator.kind} {generator.size_px[0]}x{generator.size_px[1]} "
         f"on {generator.device}, {len(generator.controls)} controls",
-        f"  output: {show.output.size_px[0]}x{show.output.size_px[1]} at {show.output.fps:g} fps",
+        f"  output: {show.output.size_px[0]}x{show.output.size_px[1]} at {show.output.fps:g} fps,"
+        f" canvas {show.output.canvas_px[0]}x{show.output.canvas_px[1]}",
         f"  inputs: {', '.join(show.inputs) or 'none'}",
         f"  mappings: {len(mappings.maps)} entries, {len(mappings.sets)} set values "
         f"from {len(show.mapping_paths)} file(s)",

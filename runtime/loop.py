@@ -8,6 +8,7 @@ log every ten seconds, and in the summary at the end.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -107,6 +108,9 @@ def play_live(
     )
     player = Player(show, window.ctx, offline=False)
     overlay = Hud(window.ctx)
+    # Input threads wait for the GIL while the frame loop runs Python: hand it over
+    # every millisecond (default 5) so an OSC or MIDI message reaches the bus sooner.
+    sys.setswitchinterval(0.001)
     budget_s = 1.0 / out.fps
     stats = FrameStats(budget_ms=budget_s * 1000.0)
     player.start()
@@ -216,7 +220,7 @@ def render_offline(
                 result = player.worker.wait_for(done)
                 player.take_frame(result)
                 player.compositor.render(pending, done * dt_s)
-                recorder.write(player.compositor.read())
+                recorder.write(player.compositor.read(show.output.size_px))
                 stats.record((time.perf_counter() - begin) * 1000.0, False)
                 bar.update(1)
             pending = values if frame < frames else None

@@ -71,7 +71,7 @@ class Player:
         generator, self.generator_problem = build_with_fallback(show.generator)
         self.generator = generator
         self.engine = MappingEngine(show.mapping_paths, show_targets(generator, show))
-        self.compositor = Compositor(ctx, show.effects, show.output.size_px)
+        self.compositor = Compositor(ctx, show.effects, show.output.canvas_px)
         self.worker = GeneratorWorker(generator)
         self.messages: list[str] = []
         self.frames_generated = 0

@@ -59,8 +59,9 @@ class OutputConfig:
     """The `[output]` table: canvas and window.
 
     Attributes:
-        size_px: (width, height) of the canvas the shader chain renders at; also the
-            window size and the headless render size.
+        size_px: (width, height) of the window and of headless renders.
+        canvas_px: (width, height) the shader passes render at (default: size_px); a
+            smaller canvas renders faster and is scaled up to the window or video.
         fps: the fixed frame rate (the frame budget is 1 / fps).
         fullscreen: open fullscreen on `monitor`.
         monitor: monitor index for fullscreen (`run_show.py devices` lists them).
@@ -68,6 +69,7 @@ class OutputConfig:
     """
 
     size_px: tuple[int, int] = (1280, 720)
+    canvas_px: tuple[int, int] = (1280, 720)
     fps: float = 30.0
     fullscreen: bool = False
     monitor: int = 0
@@ -211,8 +213,10 @@ def _catalogue_weights(t: Table, kind: str, name: str, weights: Path | None) -> 
 
 
 def _output(t: Table) -> OutputConfig:
+    size_px = _size(t, "size", OutputConfig.size_px)
     out = OutputConfig(
-        size_px=_size(t, "size", OutputConfig.size_px),
+        size_px=size_px,
+        canvas_px=_size(t, "canvas", size_px),
         fps=t.take("fps", float, OutputConfig.fps, check=in_range(1.0, 240.0)),
         fullscreen=t.take("fullscreen", bool, False),
         monitor=t.take("monitor", int, 0, check=_non_negative),

@@ -153,3 +153,14 @@ def test_shader_files_parse_and_targets_have_docs():
         uniforms = read_uniforms(Path(SHADER_DIR / f"{name}.glsl"))
         assert uniforms, name
         assert all(u.doc for u in uniforms)
+
+
+def test_a_smaller_canvas_is_read_back_at_the_output_size(gl_ctx):
+    comp = Compositor(gl_ctx, (effect("fit"),), (48, 27))
+    comp.upload(np.full((32, 32, 3), 255, np.uint8))
+    comp.render({"shader.fit.mode": 2.0}, 0.0)
+    canvas = comp.read()
+    video = comp.read((96, 54))
+    assert canvas.shape == (27, 48, 3) and video.shape == (54, 96, 3)
+    assert video.min() == 255  # the whole canvas, scaled up
+    comp.release()

@@ -135,6 +135,7 @@ class Compositor:
         self.hud_program = compile_program(ctx, HUD_PATH)
         self.hud_vao = ctx.vertex_array(self.hud_program, [])
         self.output: moderngl.Texture = self.passes[-1].textures[0]
+        self._readback: moderngl.Framebuffer | None = None
         self._common_stamp = _stamp(COMMON_PATH)
 
     @property
@@ -205,11 +206,26 @@ class Compositor:
         self.hud_vao.render(moderngl.TRIANGLES, vertices=3)
         self.ctx.disable(moderngl.BLEND)
 
-    def read(self) -> np.ndarray:
-        """The last rendered canvas as (H, W, 3) uint8, top row first. Thread: main."""
-        width, height = self.canvas_px
-        data = self.output.read(alignment=1)
-        rgba = np.frombuffer(data, np.uint8).reshape(height, width, 4)
+    def read(self, size_px: tuple[int, int] | None = None) -> np.ndarray:
+        """The last rendered canvas as (H, W, 3) uint8, top row first.
+
+        Args:
+            size_px: the size wanted (a video's); the canvas is presented (scaled,
+                letterboxed) at that size first when it differs. None: the canvas.
+        Thread: main.
+        """
+        texture = self.output
+        if size_px is not None and size_px != self.canvas_px:
+            if self._readback is None or self._readback.size != size_px:
+                if self._readback is not None:
+                    self._readback.release()
+                self._readback = self.ctx.framebuffer(
+                    color_attachments=[_texture(self.ctx, size_px, 4, "f1")]
+                )
+            self.present(self._readback, size_px)
+            texture = self._readback.color_attachments[0]
+        width, height = texture.size
+        rgba = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(height, width, 4)
         return np.ascontiguousarray(rgba[::-1, :, :3])
 
     def reload_if_changed(self) -> list[str]:
@@ -231,6 +247,9 @@ class Compositor:
         """Free every GL object. Thread: main."""
         for p in self.passes:
             p.release()
+        if self._readback is not None:
+            self._readback.color_attachments[0].release()
+            self._readback.release()
         for obj in (
             self.source,
             self.present_vao,
