@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from logging.handlers import RotatingFileHandler
 import sys
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    parser.add_argument("--log", type=Path, metavar="FILE", help="also write the log to FILE")
+    parser.add_argument(
+        "--log", type=Path, metavar="FILE", help="also write the log to FILE (rotated at 10 MB)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     play = sub.add_parser(
@@ -338,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if args.log:
-        handlers.append(logging.FileHandler(args.log))
+        # Months of unattended running: rotate at 10 MB, keep five old logs.
+        handlers.append(RotatingFileHandler(args.log, maxBytes=10_000_000, backupCount=5))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
