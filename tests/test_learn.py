@@ -79,7 +79,7 @@ def test_learn_names_alias_and_channel_when_asked(tmp_path):
         channel=True,
     )
     entry = tomllib.loads((tmp_path / "mapping.toml").read_text())["map"][-1]
-    assert entry == {"source": "midi:knobs/ch4/bend", "target": "latent.speed", "out": [-2.0, 2.0]}
+    assert entry == {"source": "midi:knobs/ch4/bend", "target": "latent.speed", "out": [-4.0, 4.0]}
 
 
 def test_a_trigger_target_learns_the_note_pulse(tmp_path):
