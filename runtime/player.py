@@ -8,7 +8,6 @@ inputs -> SignalBus -> MappingEngine -> GeneratorWorker -> Compositor.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import moderngl
 
@@ -38,15 +37,6 @@ def show_targets(generator: Generator, show: Show) -> dict[str, Target]:
     }
     targets.update(shader_targets(show.effects))
     return targets
-
-
-@dataclass
-class FrameWork:
-    """What one step did: the values it mapped, and a new generated frame if one
-    arrived."""
-
-    values: dict[str, float]
-    result: FrameResult | None
 
 
 class Player:
@@ -96,7 +86,7 @@ class Player:
             feed.update(self.bus, t_s)
         return self.engine.evaluate(self.bus.snapshot(), t_s, dt_s)
 
-    def step_live(self, frame: int, t_s: float, dt_s: float) -> FrameWork:
+    def step_live(self, frame: int, t_s: float, dt_s: float) -> None:
         """One live frame: map, post to the generator, take its newest frame if
         any, run the pass chain. Never waits for the generator.
 
@@ -107,7 +97,6 @@ class Player:
         result = self.worker.latest()
         self.take_frame(result)
         self.compositor.render(values, t_s)
-        return FrameWork(values, result)
 
     def take_frame(self, result: FrameResult | None) -> None:
         """Upload a finished frame (if it has an image). Thread: main."""

@@ -27,6 +27,7 @@ from runtime.config import Table, load_toml, suggest
 
 SHADER_DIR = PROJECT_ROOT / "shaders"
 GENERATOR_KINDS = ("cppn", "stylegan", "biggan")
+# In the order their frame feeds step: the clock after MIDI and audio.
 INPUT_KINDS = ("osc", "midi", "audio", "clock", "hands")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -12,15 +12,11 @@ import logging
 
 from runtime.errors import GeneratorError
 from runtime.generators.base import Generator, pick_device
-from runtime.show import GeneratorConfig
+from runtime.show import GENERATOR_KINDS, GeneratorConfig
 
 log = logging.getLogger(__name__)
 
-_MODULES = {
-    "cppn": "runtime.generators.cppn",
-    "stylegan": "runtime.generators.stylegan",
-    "biggan": "runtime.generators.biggan",
-}
+_MODULES = {kind: f"runtime.generators.{kind}" for kind in GENERATOR_KINDS}
 
 
 def build_generator(config: GeneratorConfig) -> Generator:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from runtime.config import Table
+from runtime.show import INPUT_KINDS
 from runtime.signals import SignalBus
 
 
@@ -52,13 +53,7 @@ class FrameFeed(Protocol):
         ...
 
 
-MODULES = {
-    "osc": "runtime.inputs.osc",
-    "midi": "runtime.inputs.midi",
-    "audio": "runtime.inputs.audio",
-    "clock": "runtime.inputs.clock",
-    "hands": "runtime.inputs.hands",
-}
+MODULES = {kind: f"runtime.inputs.{kind}" for kind in INPUT_KINDS}
 
 
 def build_inputs(
@@ -83,9 +78,9 @@ def build_inputs(
     """
     inputs: list[Input] = []
     feeds: list[FrameFeed] = []
-    # In MODULES order, not the show's: the clock reads what MIDI and audio feeds
-    # wrote in the same frame.
-    for kind in sorted(tables, key=list(MODULES).index):
+    # In INPUT_KINDS order, not the show's: the clock reads what MIDI and audio
+    # feeds wrote in the same frame.
+    for kind in sorted(tables, key=INPUT_KINDS.index):
         table = tables[kind]
         module = importlib.import_module(MODULES[kind])
         built = module.build(table, bus, folder=folder, offline=offline)
