@@ -45,6 +45,48 @@ def model(request: pytest.FixtureRequest, fixtures_dir: Path):
     return request.param, path, arrays, load_network(path)
 
 
+@pytest.fixture(scope="module", params=MODELS)
+def checkpoint(request: pytest.FixtureRequest, fixtures_dir: Path, tmp_path_factory):
+    """(name, checkpoint path, loaded network) for the latent tools: the upstream
+    fixture when it is here, else a random-weight network of the same architecture
+    (the latent tools need a StyleGAN, not upstream's numbers)."""
+    path = _checkpoint(request.param, fixtures_dir, tmp_path_factory)
+    return request.param, path, load_network(path)
+
+
+def _checkpoint(name: str, fixtures_dir: Path, tmp_path_factory) -> Path:
+    upstream = fixtures_dir / "stylegan" / f"{name}.pkl"
+    if upstream.exists():
+        return upstream
+    # The fixtures' architecture (MANIFEST.md), with random weights.
+    kwargs = {
+        "z_dim": 64,
+        "c_dim": 0,
+        "w_dim": 64,
+        "img_resolution": 32,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 2},
+        "channel_base": 1024,
+        "channel_max": 64,
+        "num_fp16_res": 0,
+        "conv_clamp": 256,
+    }
+    torch.manual_seed(0)
+    if name == "sg2-tiny":
+        net = StyleGAN2(StyleGAN2Config.from_upstream_kwargs(kwargs, ada=False))
+    else:
+        kwargs.update(conv_kernel=3, use_radial_filters=False, magnitude_ema_beta=0.999)
+        net = StyleGAN3(StyleGAN3Config.from_upstream_kwargs(kwargs))
+    with torch.no_grad():
+        for name_, tensor in net.named_parameters():
+            if name_.endswith("bias"):
+                tensor.add_(0.1 * torch.randn_like(tensor))
+        net.mapping.w_avg.copy_(0.5 * torch.randn_like(net.mapping.w_avg))
+    path = tmp_path_factory.mktemp("random") / f"{name}.safetensors"
+    export_safetensors(net.eval(), path)
+    return path
+
+
 def _max_diff(a: torch.Tensor, b: np.ndarray) -> float:
     return float(np.abs(a.detach().cpu().numpy() - b).max())
 
@@ -165,8 +207,8 @@ def test_option_mistakes_are_config_errors(model, tmp_path: Path) -> None:
 # ---- latent walks ------------------------------------------------------------------
 
 
-def test_walks_are_continuous_and_deterministic(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_walks_are_continuous_and_deterministic(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     for walk in ("w", "w_smooth", "z"):
         gen = _gen(tmp_path, path, f"keyframes = [0, 1, 2]\nwalk = '{walk}'\n")
         frames = [gen.render(Params(i, 0.0, {"latent.phase": 0.3 + i * 1e-3})) for i in range(3)]
@@ -179,8 +221,8 @@ def test_walks_are_continuous_and_deterministic(model, tmp_path: Path) -> None:
         assert torch.equal(again.render(Params(1, 0.0, {"latent.phase": 0.301})), frames[1])
 
 
-def test_walk_passes_through_keyframes_and_loops(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_walk_passes_through_keyframes_and_loops(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     for walk in ("w", "w_smooth", "z"):
         gen = _gen(tmp_path, path, f"keyframes = [4, 5, 6]\nwalk = '{walk}'\ntruncation = 1.0\n")
         keys = gen.latents.keys
@@ -193,8 +235,8 @@ def test_walk_passes_through_keyframes_and_loops(model, tmp_path: Path) -> None:
         assert torch.allclose(loop, keys[0], atol=1e-5)
 
 
-def test_plane_spans_keyframes(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_plane_spans_keyframes(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     gen = _gen(tmp_path, path, "keyframes = [0, 1, 2, 3]\ntruncation = 1.0\n")
     keys = gen.latents.keys
     for axis, index in (("x", 1), ("y", 2), ("z", 3)):
@@ -211,8 +253,8 @@ def _changed_rows(a: torch.Tensor, b: torch.Tensor) -> list[int]:
     return [i for i in range(a.shape[0]) if not torch.equal(a[i], b[i])]
 
 
-def test_per_layer_targets_change_only_their_layers(model, tmp_path: Path) -> None:
-    _, path, _, net = model
+def test_per_layer_targets_change_only_their_layers(checkpoint, tmp_path: Path) -> None:
+    _, path, net = checkpoint
     gen = _gen(tmp_path, path, "keyframes = [0, 1, 2]\n")
     groups = gen.latents.groups
     assert groups["coarse"][0] == 0 and groups["fine"][1] == net.num_ws
@@ -230,8 +272,8 @@ def test_per_layer_targets_change_only_their_layers(model, tmp_path: Path) -> No
     assert _changed_rows(base, everywhere) == list(range(net.num_ws))
 
 
-def test_style_mixing_takes_layers_from_the_mix_source(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_style_mixing_takes_layers_from_the_mix_source(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     gen = _gen(tmp_path, path, "keyframes = [0, 1]\ntruncation = 1.0\n")
     lo, hi = gen.latents.groups["fine"]
     mixed = gen.latent(Params(0, 0.0, {"latent.mix.fine": 1.0, "latent.mix.position": 0.5}))
@@ -240,15 +282,15 @@ def test_style_mixing_takes_layers_from_the_mix_source(model, tmp_path: Path) ->
     assert torch.equal(mixed[:lo], keys[0][:lo])
 
 
-def test_custom_layer_groups(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_custom_layer_groups(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     gen = _gen(tmp_path, path, "layer_groups = { coarse = [0, 0], middle = [1, 2] }\n")
     assert gen.latents.groups["coarse"] == (0, 1)
     assert gen.latents.groups["middle"] == (1, 3)
 
 
-def test_directions(model, tmp_path: Path) -> None:
-    _, path, _, net = model
+def test_directions(checkpoint, tmp_path: Path) -> None:
+    _, path, net = checkpoint
     direction = np.random.default_rng(0).standard_normal(net.w_dim).astype(np.float32)
     np.save(tmp_path / "Smile v2.npy", direction)
     gen = _gen(tmp_path, path, "direction_files = ['Smile v2.npy']\n")
@@ -271,8 +313,8 @@ def test_directions(model, tmp_path: Path) -> None:
 # ---- presets -----------------------------------------------------------------------
 
 
-def test_presets_round_trip(model, tmp_path: Path) -> None:
-    _, path, _, net = model
+def test_presets_round_trip(checkpoint, tmp_path: Path) -> None:
+    _, path, net = checkpoint
     gen = _gen(tmp_path, path, "keyframes = [0, 1, 2]\npresets = 'looks.npz'\n")
     params = Params(0, 0.0, {"latent.phase": 1.37, "latent.direction.0": 1.5})
     snapshot = gen.latent(params)
@@ -289,8 +331,8 @@ def test_presets_round_trip(model, tmp_path: Path) -> None:
     assert torch.allclose(frame, gen.render(params), atol=1e-6)
 
 
-def test_preset_save_trigger_and_foreign_entries_kept(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_preset_save_trigger_and_foreign_entries_kept(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     np.savez(tmp_path / "looks.npz", other=np.zeros((3, 5), dtype=np.float32))
     gen = _gen(tmp_path, path, "presets = 'looks.npz'\n")
     assert gen.latents.presets.names() == []
@@ -307,8 +349,8 @@ def test_preset_save_trigger_and_foreign_entries_kept(model, tmp_path: Path) -> 
     assert gen.latents.presets.names() == ["take-1", "take-2"]
 
 
-def test_preset_save_failure_keeps_playing(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_preset_save_failure_keeps_playing(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     (tmp_path / "blocker").write_text("a file where the preset folder should be")
     gen = _gen(tmp_path, path, "presets = 'blocker/looks.npz'\n")
     frame = gen.render(Params(0, 0.0, {"latent.preset.saves": 1.0}))
@@ -322,8 +364,8 @@ def test_preset_save_failure_keeps_playing(model, tmp_path: Path) -> None:
 # ---- noise, transforms, batches, precision -----------------------------------------
 
 
-def test_noise_modes(fixtures_dir: Path, tmp_path: Path) -> None:
-    path = need_fixture(fixtures_dir, "stylegan/sg2-tiny.pkl")
+def test_noise_modes(tmp_path_factory, fixtures_dir: Path, tmp_path: Path) -> None:
+    path = _checkpoint("sg2-tiny", fixtures_dir, tmp_path_factory)
 
     def gen(mode: str) -> StyleGANGenerator:
         # The fixture's learned noise strengths are 0 (upstream's init): give the
@@ -352,8 +394,10 @@ def test_noise_modes(fixtures_dir: Path, tmp_path: Path) -> None:
     assert (step - start).abs().max() < 0.1 * (quarter - start).abs().max()
 
 
-def test_stylegan3_shift_moves_the_image(fixtures_dir: Path, tmp_path: Path) -> None:
-    path = need_fixture(fixtures_dir, "stylegan/sg3t-tiny.pkl")
+def test_stylegan3_shift_moves_the_image(
+    tmp_path_factory, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    path = _checkpoint("sg3t-tiny", fixtures_dir, tmp_path_factory)
     gen = _gen(tmp_path, path)
     assert "gen.noise.strength" not in [c.name for c in gen.controls]
     base = gen.render(Params(0, 0.0, {}))
@@ -365,9 +409,9 @@ def test_stylegan3_shift_moves_the_image(fixtures_dir: Path, tmp_path: Path) -> 
     assert (turned - base).abs().max().item() > 1e-3
 
 
-def test_batched_rendering_matches_single_frames(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
-    gen = _gen(tmp_path, path, "noise = 'random'\n" if model[0] == "sg2-tiny" else "")
+def test_batched_rendering_matches_single_frames(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
+    gen = _gen(tmp_path, path, "noise = 'random'\n" if checkpoint[0] == "sg2-tiny" else "")
     params = [
         Params(i, i / 30, {"latent.phase": 0.2 * i, "gen.truncation": 0.5 + 0.1 * i})
         for i in range(5)
@@ -378,8 +422,8 @@ def test_batched_rendering_matches_single_frames(model, tmp_path: Path) -> None:
         assert torch.allclose(batch[i], gen.render(p), atol=1e-5)
 
 
-def test_frames_fit_the_show_size(model, tmp_path: Path) -> None:
-    _, path, _, _ = model
+def test_frames_fit_the_show_size(checkpoint, tmp_path: Path) -> None:
+    _, path, _ = checkpoint
     wide = _gen(tmp_path, path, size=16).render(Params(0, 0.0, {}))
     assert wide.shape == (3, 16, 16)
     gen = build_generator(load_show(_write_size(tmp_path, path, "[48, 24]")).generator)
