@@ -31,7 +31,6 @@ from runtime.errors import GeneratorError
 
 CATALOGUE_PATH = PROJECT_ROOT / "models" / "catalogue.toml"
 CACHE_ENV = "LATENTSTAGE_MODELS"
-DEFAULT_CACHE = Path("~/.cache/latentstage/models")
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30.0
 _HEX = frozenset("0123456789abcdef")
@@ -102,11 +101,16 @@ class Model:
 
 
 def cache_dir() -> Path:
-    """The model cache: $LATENTSTAGE_MODELS, else ~/.cache/latentstage/models.
+    """The model cache, for pulled weights and built models (the hand tracker's):
+    $LATENTSTAGE_MODELS, else $XDG_CACHE_HOME/latentstage/models, else
+    ~/.cache/latentstage/models.
 
     Thread: any.
     """
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "latentstage" / "models"
 
 
 def load_catalogue(path: Path = CATALOGUE_PATH) -> dict[str, Model]:

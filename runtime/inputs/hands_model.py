@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from runtime.errors import InputError
+from runtime.models import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,10 @@ _PAD_EXTRA_ID = 0xD935
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def cache_dir() -> Path:
-    """Where built models live: $LATENTSTAGE_CACHE, else $XDG_CACHE_HOME/latentstage,
-    else ~/.cache/latentstage. Thread: any."""
-    env = os.environ.get("LATENTSTAGE_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "latentstage"
-
-
 def default_task_path() -> Path:
-    """The hand landmarker bundle's default place: <cache_dir>/models/hand_landmarker.task.
-    Thread: any."""
-    return cache_dir() / "models" / "hand_landmarker.task"
+    """The hand landmarker bundle's default place, in the model cache
+    (runtime.models.cache_dir). Thread: any."""
+    return cache_dir() / "hand_landmarker.task"
 
 
 def download_wheel(folder: Path) -> Path:
