@@ -119,8 +119,12 @@ class MappingEngine:
         self.mappings: MappingSet = read_mappings(paths, self.targets)
         self._states = self._carry_states({}, self.mappings)
         self._stamps = self._stat()
-        self._integrals: dict[str, float] = defaultdict(float)
-        self._glides: dict[str, _Glide] = defaultdict(_Glide)
+        # Rate and step controls, and the states they move (found once, not per frame).
+        self._rates = [t for t in self.targets.values() if t.integrates]
+        self._steppers = [t for t in self.targets.values() if t.steps]
+        self._integrals = {t.integrates: 0.0 for t in self._rates}
+        self._glides = {t.steps: _Glide() for t in self._steppers}
+        self._state_names = sorted(set(self._integrals) | set(self._glides))
         self.error: str | None = None
 
     def evaluate(self, snapshot: Snapshot, t_s: float, dt_s: float) -> dict[str, float]:
@@ -146,18 +150,17 @@ class MappingEngine:
                 continue
             mapped[spec.target] = mapped.get(spec.target, 0.0) + state.step(spec, samples, dt_s)
         values.update(mapped)
-        for target in self.targets.values():
-            if target.integrates:
-                self._integrals[target.integrates] += values[target.name] * dt_s
-            if target.steps:
-                glide = self._glides[target.steps]
-                high = values[target.name] > 0.5
-                if high and not glide.high:
-                    glide.goal += 1.0
-                glide.high = high
-                rate = 4.0 / max(target.glide_s, 1e-3)  # 98% arrived after glide_s
-                glide.now += (glide.goal - glide.now) * (1.0 - math.exp(-rate * dt_s))
-        for name in set(self._integrals) | set(self._glides):
+        for target in self._rates:
+            self._integrals[target.integrates] += values[target.name] * dt_s
+        for target in self._steppers:
+            glide = self._glides[target.steps]
+            high = values[target.name] > 0.5
+            if high and not glide.high:
+                glide.goal += 1.0
+            glide.high = high
+            rate = 4.0 / max(target.glide_s, 1e-3)  # 98% arrived after glide_s
+            glide.now += (glide.goal - glide.now) * (1.0 - math.exp(-rate * dt_s))
+        for name in self._state_names:
             glide = self._glides.get(name)
             values[name] = self._integrals.get(name, 0.0) + (glide.now if glide else 0.0)
         return values
