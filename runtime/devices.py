@@ -82,6 +82,8 @@ def monitor_lines() -> list[str]:
     """One line per monitor with its current mode, or 'no display'. Thread: main."""
     import glfw
 
+    from runtime.render.window import monitors
+
     lines = ["Monitors ([output] monitor = N):"]
     old_reporting = glfw.ERROR_REPORTING
     glfw.ERROR_REPORTING = "ignore"
@@ -89,20 +91,12 @@ def monitor_lines() -> list[str]:
         if not glfw.init():
             return [*lines, "  no display (GLFW could not start: no DISPLAY or Wayland session)"]
         try:
-            monitors = glfw.get_monitors() or []
-            for index, monitor in enumerate(monitors):
-                mode = glfw.get_video_mode(monitor)
-                lines.append(
-                    f"  {index}: {glfw.get_monitor_name(monitor).decode(errors='replace')} "
-                    f"{mode.size.width}x{mode.size.height} @ {mode.refresh_rate} Hz"
-                )
-            if not monitors:
-                lines.append("  none (the display reports no monitor)")
+            found = monitors()
         finally:
             glfw.terminate()
     finally:
         glfw.ERROR_REPORTING = old_reporting
-    return lines
+    return lines + ([f"  {line}" for line in found] or ["  none (the display reports no monitor)"])
 
 
 def report() -> list[str]:

@@ -20,7 +20,8 @@ glfw.ERROR_REPORTING = "log"
 
 
 def monitors() -> list[str]:
-    """Connected monitors as 'N: name WxH@Hz' lines; empty with no display.
+    """Connected monitors as 'N: name WxH @ R Hz' lines; empty with no display or
+    none connected. Leaves GLFW initialised (call glfw.terminate when done).
 
     Thread: main.
     """
@@ -31,7 +32,7 @@ def monitors() -> list[str]:
         mode = glfw.get_video_mode(monitor)
         lines.append(
             f"{i}: {glfw.get_monitor_name(monitor).decode(errors='replace')} "
-            f"{mode.size.width}x{mode.size.height}@{mode.refresh_rate}Hz"
+            f"{mode.size.width}x{mode.size.height} @ {mode.refresh_rate} Hz"
         )
     return lines
 
