@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -34,6 +35,9 @@ CACHE_ENV = "LATENTSTAGE_MODELS"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30.0
 _HEX = frozenset("0123456789abcdef")
+# torchvision (and torch.hub) name files NAME-HASH.pth, HASH the first hex digits of
+# the file's sha256.
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 
 
 class ModelError(GeneratorError):
@@ -65,6 +69,15 @@ class ModelFile:
     size_mb: float | None = None
     bundled: Path | None = None
 
+    @property
+    def sha256_prefix(self) -> str | None:
+        """The leading sha256 digits the download's file name carries (torchvision's
+        `googlenet-1378be20.pth`), when no full sha256 is pinned. Thread: any."""
+        if self.sha256 is not None or self.url is None:
+            return None
+        match = _HASH_IN_NAME.search(self.url.rsplit("/", 1)[-1])
+        return match.group(1) if match else None
+
 
 @dataclass(frozen=True)
 class Model:
@@ -72,7 +85,8 @@ class Model:
 
     Attributes:
         name: the catalogue name (what `model = "..."` and `models pull` take).
-        kind: the generator kind that plays it ("stylegan", "biggan").
+        kind: the generator or neural stage kind that plays it ("stylegan",
+            "biggan", "dream", "style").
         licence: its licence, in short.
         note: what it makes.
         files: the files of its cache folder.
@@ -376,13 +390,14 @@ def pull(
             _say(out, f"{dest}: copied from {file.bundled}")
             continue
         expected = sha256 or file.sha256
+        prefix = None if sha256 else file.sha256_prefix
         if dest.is_file():
             got = sha256_of(dest)
-            if expected is None or got == expected:
+            if got == expected or (expected is None and got.startswith(prefix or "")):
                 _say(out, f"{dest}: already cached (sha256 {got})")
                 continue
-            _say(out, f"{dest}: sha256 {got} differs from {expected}: fetching again")
-        if expected is None and not accept_unverified:
+            _say(out, f"{dest}: sha256 {got} differs from {expected or prefix}: fetching again")
+        if expected is None and prefix is None and not accept_unverified:
             raise ModelError(
                 f"model '{name}': the catalogue has no verified sha256 for {file.url}; pass "
                 "--sha256 HEX from a source you trust, or --accept-unverified to keep "
@@ -396,7 +411,18 @@ def pull(
                 + "; ".join(_placement(model, f, cache) for f in model.missing(cache))
                 + f"; or run `run_show.py models pull {name}` again when online"
             ) from None
-        note = "verified" if expected else "NOT verified: pin it with --sha256 next time"
+        if expected is None and prefix is not None and not got.startswith(prefix):
+            dest.unlink()
+            raise ModelError(
+                f"{file.url}: sha256 {got} does not start with {prefix}, the digits its "
+                "file name carries; the download was deleted and nothing was kept"
+            )
+        if expected:
+            note = "verified"
+        elif prefix:
+            note = f"its first {len(prefix)} hex digits match the file name"
+        else:
+            note = "NOT verified: pin it with --sha256 next time"
         _say(out, f"{dest}: downloaded, sha256 {got} ({note})")
     return model.weights_path(cache)
 
@@ -419,8 +445,13 @@ def list_models(
         sizes = [f.size_mb for f in model.files if f.url is not None]
         size = f"{sum(sizes):.0f} MB" if sizes and None not in sizes else "? MB"
         state = "cached" if not model.missing(cache) else "-"
-        unverified = any(f.url is not None and f.sha256 is None for f in model.files)
-        check = "sha256 not verified" if unverified else "sha256 pinned"
+        remote = [f for f in model.files if f.url is not None]
+        if any(f.sha256 is None and f.sha256_prefix is None for f in remote):
+            check = "sha256 not verified"
+        elif any(f.sha256 is None for f in remote):
+            check = "sha256 prefix from the file name checked"
+        else:
+            check = "sha256 pinned"
         lines.append(
             f"{model.name:30} {model.kind:9} {size:>7}  {state:6}  {model.note} "
             f"[{model.licence}; {check}]"

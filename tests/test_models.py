@@ -26,7 +26,7 @@ from runtime.models import (
     pull,
     require_cached,
 )
-from runtime.show import GENERATOR_KINDS, load_show
+from runtime.show import GENERATOR_KINDS, NEURAL_KINDS, load_show
 
 PAYLOAD = bytes(range(256)) * 2600  # 650 kB: several reads, a visible progress bar
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -196,12 +196,47 @@ def test_project_catalogue_is_well_formed():
     assert any(name.startswith("stylegan3-") for name in catalogue)
     assert any(name.startswith("stylegan2-ada-") for name in catalogue)
     for model in catalogue.values():
-        assert model.kind in GENERATOR_KINDS and model.licence
+        assert model.kind in GENERATOR_KINDS + NEURAL_KINDS and model.licence
         for f in model.files:
             assert f.bundled is not None or f.url.startswith("https://")
     for res in (128, 256, 512):
         bundled = catalogue[f"biggan-deep-{res}"].files[0].bundled
         assert json.loads(bundled.read_text()) == standard_config(res).to_json()
+
+
+def test_torchvision_entries_are_torchvisions_own_downloads():
+    """Each tv-NAME entry downloads what torchvision itself would for NAME, and its
+    file name carries the sha256 digits the pull checks."""
+    import torchvision
+
+    catalogue = load_catalogue()
+    entries = {name: m for name, m in catalogue.items() if name.startswith("tv-")}
+    assert "tv-googlenet" in entries
+    for name, model in entries.items():
+        assert model.kind == "dream"
+        url = torchvision.models.get_model_weights(name.removeprefix("tv-")).DEFAULT.url
+        (file,) = model.files
+        assert file.url == url and file.name == url.rsplit("/", 1)[-1]
+        assert file.sha256 is None and len(file.sha256_prefix) == 8
+
+
+def test_sha256_digits_in_the_file_name_are_checked(tmp_path, server):
+    """A torchvision-style name (weights-HASH.bin) needs no --accept-unverified: the
+    download is kept when its sha256 starts with HASH, refused when it does not."""
+    cache = tmp_path / "cache"
+    good = url_of(server).replace("weights.bin", f"weights-{PAYLOAD_SHA[:8]}.bin")
+    catalogue = catalogue_for(tmp_path, good, "")
+    assert catalogue["tiny"].files[0].sha256_prefix == PAYLOAD_SHA[:8]
+    out = io.StringIO()
+    pull("tiny", cache=cache, catalogue=catalogue, out=out, progress=False)
+    assert "first 8 hex digits match" in out.getvalue()
+    assert "prefix from the file name" in list_models(cache=cache, catalogue=catalogue)[0]
+
+    bad = url_of(server).replace("weights.bin", "weights-00000000.bin")
+    catalogue = catalogue_for(tmp_path, bad, "")
+    with pytest.raises(ModelError, match="does not start with 00000000"):
+        pull("tiny", cache=tmp_path / "other", catalogue=catalogue, progress=False)
+    assert not (tmp_path / "other" / "tiny" / "weights.bin").exists()
 
 
 def test_bad_catalogue_entry_names_the_key(tmp_path):
