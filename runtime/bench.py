@@ -18,6 +18,7 @@ from runtime.generators.base import Params, pick_device
 from runtime.generators.cppn import CppnGenerator
 from runtime.loop import render_offline
 from runtime.mapping import MappingEngine
+from runtime.neural import build_stages
 from runtime.player import show_targets
 from runtime.render.compositor import Compositor
 from runtime.render.headless import headless_context
@@ -90,7 +91,7 @@ def _loop_cost(show, ctx: moderngl.Context, frames: int) -> Iterator[str]:
         ctx.finish()
 
     generator = CppnGenerator(seed=0, size_px=(16, 16), device=torch.device("cpu"))
-    engine = MappingEngine(show.mapping_paths, show_targets(generator, show))
+    engine = MappingEngine(show.mapping_paths, show_targets(generator, show, build_stages(show)))
     bus = SignalBus()
     compositor = Compositor(ctx, show.effects, canvas_px)
     hud = Hud(ctx)

@@ -12,6 +12,7 @@ from runtime.generators.base import Generator
 from runtime.inputs import MODULES as INPUT_MODULES
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingSet, Target, read_mappings
+from runtime.neural import build_stages
 from runtime.player import show_targets
 from runtime.show import Show, load_show
 from runtime.signals import SignalBus
@@ -20,7 +21,7 @@ from runtime.signals import SignalBus
 def _load(path: Path) -> tuple[Show, Generator, dict[str, Target], MappingSet]:
     show = load_show(path)
     generator = build_generator(show.generator)
-    targets = show_targets(generator, show)
+    targets = show_targets(generator, show, build_stages(show))
     return show, generator, targets, read_mappings(show.mapping_paths, targets)
 
 
@@ -97,7 +98,7 @@ def list_targets(path: Path) -> list[str]:
     Thread: main.
     """
     show = load_show(path)
-    targets = show_targets(build_generator(show.generator), show)
+    targets = show_targets(build_generator(show.generator), show, build_stages(show))
     rows = []
     for name, t in targets.items():
         kind = " (rate/s)" if t.integrates else " (trigger)" if t.steps else ""

@@ -80,10 +80,11 @@ def target_info(show: Show, target: str) -> TargetInfo:
     Thread: main.
     """
     from runtime.generators import build_with_fallback
+    from runtime.neural import build_stages
     from runtime.player import show_targets
 
     generator, problem = build_with_fallback(show.generator)
-    targets = show_targets(generator, show)
+    targets = show_targets(generator, show, build_stages(show))
     found = targets.get(target)
     if found is None:
         raise MappingError(

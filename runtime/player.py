@@ -8,6 +8,7 @@ inputs -> SignalBus -> MappingEngine -> GeneratorWorker -> Compositor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import moderngl
 
@@ -16,6 +17,9 @@ from runtime.generators.base import Generator, Params
 from runtime.generators.worker import FrameResult, GeneratorWorker
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingEngine, Target
+from runtime.neural import build_chain
+from runtime.neural.base import Stage
+from runtime.neural.chain import StageStat, neural_controls
 from runtime.render.compositor import Compositor
 from runtime.render.shaders import shader_targets
 from runtime.show import Show
@@ -24,16 +28,21 @@ from runtime.signals import SignalBus
 log = logging.getLogger(__name__)
 
 
-def show_targets(generator: Generator, show: Show) -> dict[str, Target]:
-    """Every target a show offers: its generator's controls and its passes' uniforms.
+def show_targets(generator: Generator, show: Show, stages: Sequence[Stage]) -> dict[str, Target]:
+    """Every target a show offers: its generator's controls, its neural stages'
+    controls (with the feedback controls) and its passes' uniforms.
 
+    Args:
+        generator: the show's generator.
+        show: the show.
+        stages: its neural stages (`runtime.neural.build_stages`).
     Raises:
         ShaderError: a pass file cannot be read.
     Thread: any.
     """
     targets = {
         c.name: Target(c.name, c.default, c.lo, c.hi, c.doc, c.integrates, c.steps, c.glide_s)
-        for c in generator.controls
+        for c in (*generator.controls, *neural_controls(stages))
     }
     targets.update(shader_targets(show.effects))
     return targets
@@ -60,9 +69,13 @@ class Player:
         )
         generator, self.generator_problem = build_with_fallback(show.generator)
         self.generator = generator
-        self.engine = MappingEngine(show.mapping_paths, show_targets(generator, show))
+        self.chain = build_chain(show, device=generator.device, offline=offline)
+        self.engine = MappingEngine(
+            show.mapping_paths, show_targets(generator, show, self.chain.stages)
+        )
         self.compositor = Compositor(ctx, show.effects, show.output.canvas_px)
-        self.worker = GeneratorWorker(generator)
+        self.worker = GeneratorWorker(generator, self.chain)
+        self.last_stages: tuple[StageStat, ...] = ()
         self.messages: list[str] = []
         self.frames_generated = 0
 
@@ -103,6 +116,7 @@ class Player:
         if result is not None and result.image is not None:
             self.compositor.upload(result.image)
             self.frames_generated += 1
+            self.last_stages = result.stages
 
     def reload_if_changed(self) -> list[str]:
         """Hot-reload mapping files and shaders that changed. Returns messages.
@@ -121,6 +135,7 @@ class Player:
         problems = []
         if self.generator_problem:
             problems.append(self.generator_problem)
+        problems.extend(self.chain.problems)
         if self.engine.error:
             problems.append(self.engine.error)
         problems.extend(self.compositor.errors)

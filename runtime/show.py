@@ -7,6 +7,8 @@ mapping files and the shader passes.
     [output]     size, fps, fullscreen, monitor, vsync
     [inputs.X]   one table per input (osc, midi, audio, clock, hands), read by its module
     mappings = ["../mappings/demo.toml"]    (top level, before any table)
+    [[neural]]   kind ("dream", "style"), name, weights or model, and options of
+                 that kind: torch stages on the generator's frame, in order
     [[effects]]  shader, name
 
 Relative paths resolve against the show file's folder. A shader is a name found in
@@ -27,6 +29,7 @@ from runtime.config import Table, load_toml, suggest
 
 SHADER_DIR = PROJECT_ROOT / "shaders"
 GENERATOR_KINDS = ("cppn", "stylegan", "biggan")
+NEURAL_KINDS = ("dream", "style")
 # In the order their frame feeds step: the clock after MIDI and audio.
 INPUT_KINDS = ("osc", "midi", "audio", "clock", "hands")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -53,6 +56,29 @@ class GeneratorConfig:
     device: str
     options: Table
     model: str | None = None
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """One `[[neural]]` stage.
+
+    Attributes:
+        kind: the stage family ("dream", "style").
+        name: its target prefix (default: the kind), unique in the show.
+        weights: the weights path the show gives, if any.
+        model: the catalogue name the show gives (`model = "NAME"`), if any; with
+            neither, the stage picks its family's default catalogue model.
+        options: the family's own keys, read strictly by the family's builder.
+        budget_ms: live, the time the stage may take per generated frame (a dream
+            takes fewer steps to keep it); None: one frame at the show's fps.
+    """
+
+    kind: str
+    name: str
+    weights: Path | None
+    model: str | None
+    options: Table
+    budget_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,7 @@ class Show:
         generator: the generator table.
         output: the output table.
         mapping_paths: mapping files, in order.
+        neural: torch stages on the generator's frame, in order.
         effects: shader passes, in order.
         inputs: the `[inputs.*]` tables by input kind, read strictly by their modules.
     """
@@ -107,6 +134,7 @@ class Show:
     output: OutputConfig
     mapping_paths: tuple[Path, ...]
     effects: tuple[EffectConfig, ...]
+    neural: tuple[NeuralConfig, ...] = ()
     inputs: dict[str, Table] = field(default_factory=dict)
 
     @property
@@ -157,6 +185,7 @@ def load_show(path: str | Path) -> Show:
         for p in top.take("mappings", list, [], check=_all_strings)
     )
 
+    neural = _neural(top, base)
     effects = _effects(top, base)
     top.finish()
     return Show(
@@ -167,6 +196,7 @@ def load_show(path: str | Path) -> Show:
         output=output,
         mapping_paths=mapping_paths,
         effects=effects,
+        neural=neural,
         inputs=inputs,
     )
 
@@ -195,6 +225,39 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
     )
     t.finish()
     return GeneratorConfig(kind, seed, size_px, weights, device, options, model)
+
+
+def _neural(top: Table, base: Path) -> tuple[NeuralConfig, ...]:
+    entries = top.take("neural", list, [])
+    stages: list[NeuralConfig] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise top.error("neural", "expected [[neural]] tables")
+        t = Table(
+            entry, file=top.file, text=top.text, name=f"neural #{i + 1}", header="[neural]", index=i
+        )
+        kind = t.take("kind", str, check=_one_of(NEURAL_KINDS))
+        name = t.take("name", str, kind, check=_identifier)
+        if any(s.name == name for s in stages):
+            raise t.error("name", f"two neural stages are named '{name}': give one a 'name'")
+        weights_s = t.take("weights", str, None)
+        model = t.take("model", str, None)
+        budget_ms = t.take("budget_ms", float, None, check=in_range(1.0, 10_000.0))
+        weights = base / weights_s if weights_s else None
+        if model is not None:
+            weights = _catalogue_weights(t, kind, model, weights)
+        options = Table(
+            t.rest(),
+            file=t.file,
+            text=t.text,
+            name=f"neural #{i + 1}",
+            header="[neural]",
+            index=i,
+            known=("kind", "name", "weights", "model", "budget_ms"),
+        )
+        t.finish()
+        stages.append(NeuralConfig(kind, name, weights, model, options, budget_ms))
+    return tuple(stages)
 
 
 def _catalogue_weights(t: Table, kind: str, name: str, weights: Path | None) -> Path:

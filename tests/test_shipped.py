@@ -11,6 +11,7 @@ from runtime import PROJECT_ROOT
 from runtime.check import check_show
 from runtime.errors import GeneratorError
 from runtime.mapping import read_mappings
+from runtime.neural import build_stages
 from runtime.player import show_targets
 from runtime.show import load_show
 
@@ -47,7 +48,7 @@ def check_against_the_fixture(show, problem, fixtures_dir):
         pytest.skip(f"the show's model is not here: {problem}")
     weights = need_fixture(fixtures_dir, "stylegan/sg2-tiny.pkl")
     config = dataclasses.replace(show.generator, weights=weights, model=None, device="cpu")
-    targets = show_targets(build_generator(config), show)
+    targets = show_targets(build_generator(config), show, build_stages(show))
     assert read_mappings(show.mapping_paths, targets).maps
 
 
@@ -63,7 +64,7 @@ def test_mapping_files_no_show_uses_read_against_the_default_generator():
     assert spare  # the sensor bridges' mappings
     demo = load_show(PROJECT_ROOT / "shows" / "demo.toml")
     generator = CppnGenerator(seed=0, size_px=(16, 16), device=torch.device("cpu"))
-    targets = show_targets(generator, demo)
+    targets = show_targets(generator, demo, build_stages(demo))
     for path in spare:
         assert read_mappings((path,), targets).maps, path
 

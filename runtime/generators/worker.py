@@ -1,5 +1,6 @@
 """The generator worker: the model runs in its own thread behind a latest-wins
 mailbox, and finished frames come back as data (image or error, never a raise).
+A show's neural stages (runtime/neural) run on this thread too, after the model.
 
 The frame loop posts Params every frame and takes the newest finished frame when
 there is one; it never waits (live). An offline render posts without dropping and
@@ -13,11 +14,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from runtime.generators.base import Generator, Params
+
+if TYPE_CHECKING:
+    from runtime.neural.chain import NeuralChain, StageStat
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +34,16 @@ class FrameResult:
     Attributes:
         frame: the Params' frame index.
         image: (H, W, 3) uint8, top row first; None when rendering failed.
-        render_ms: time the generator took (GPU time on CUDA).
+        render_ms: time the generator and the stages took (GPU time on CUDA).
         error: what went wrong, or None.
+        stages: what each neural stage did (name, ms, steps).
     """
 
     frame: int
     image: np.ndarray | None
     render_ms: float
     error: str | None = None
+    stages: tuple[StageStat, ...] = ()
 
 
 class GeneratorWorker:
@@ -44,11 +51,13 @@ class GeneratorWorker:
 
     Args:
         generator: the model (used by this worker's thread only from now on).
+        chain: the show's neural stages, run on each frame after the model.
     Thread: `submit`, `latest`, `wait_for`, `stats` from the frame loop.
     """
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, chain: NeuralChain | None = None) -> None:
         self.generator = generator
+        self.chain = chain
         self._cond = threading.Condition()
         self._request: Params | None = None
         self._results: deque[FrameResult] = deque(maxlen=4)
@@ -150,6 +159,9 @@ class GeneratorWorker:
                 end = torch.cuda.Event(enable_timing=True)
                 begin.record()
             image = self.generator.render(params)  # (3, H, W) float in 0..1
+            stages: list[StageStat] = []
+            if self.chain is not None:
+                image, stages = self.chain.process(image, params)
             if not bool(torch.isfinite(image).all()):
                 self._report("generator produced NaN or infinite values; replaced by 0")
                 image = torch.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0)
@@ -162,7 +174,7 @@ class GeneratorWorker:
             array = pixels.cpu().numpy()
             if not cuda:
                 render_ms = (time.perf_counter() - start) * 1000.0
-            return FrameResult(params.frame, array, render_ms)
+            return FrameResult(params.frame, array, render_ms, stages=tuple(stages))
         except Exception as exc:  # the worker fails alone: report, count, carry on
             if cuda and isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
