@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from runtime.clip import clip_signals
 from runtime.errors import OutputError
 from runtime.generators import build_generator
 from runtime.generators.base import Generator
@@ -84,6 +85,7 @@ def list_signals(path: Path) -> list[str]:
         module = importlib.import_module(INPUT_MODULES[kind])
         describe = getattr(module, "SIGNALS", ())
         rows += list(describe) or [(f"{kind}:...", "see docs/INPUTS.md")]
+    rows += clip_signals(show.clip)
     used = sorted({s for spec in mappings.maps for s in spec.sources})
     known = {name for name, _ in rows}
     rows += [(name, "used by a mapping") for name in used if name not in known]

@@ -175,6 +175,8 @@ def _hud_lines(player: Player, stats: FrameStats, fps: float) -> list[str]:
         generator_line(player),
     ]
     lines.extend(source.status() for source in player.inputs)
+    if player.clip is not None:
+        lines.extend(player.clip.status())
     return lines
 
 
@@ -228,6 +230,7 @@ def render_offline(
                 result = player.worker.wait_for(done)
                 player.take_frame(result)
                 player.compositor.render(pending, done * dt_s)
+                player.watch(done * dt_s)
                 recorder.write(player.compositor.read(show.output.size_px))
                 stats.record((time.perf_counter() - begin) * 1000.0, False)
                 bar.update(1)

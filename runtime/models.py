@@ -86,7 +86,7 @@ class Model:
     Attributes:
         name: the catalogue name (what `model = "..."` and `models pull` take).
         kind: the generator or neural stage kind that plays it ("stylegan",
-            "biggan", "dream", "style").
+            "biggan", "dream", "style"), or "clip".
         licence: its licence, in short.
         note: what it makes.
         files: the files of its cache folder.

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import moderngl
 
+from runtime.clip import build_clip, clip_controls
 from runtime.generators import build_with_fallback
 from runtime.generators.base import Generator, Params
 from runtime.generators.worker import FrameResult, GeneratorWorker
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 def show_targets(generator: Generator, show: Show, stages: Sequence[Stage]) -> dict[str, Target]:
     """Every target a show offers: its generator's controls, its neural stages'
-    controls (with the feedback controls) and its passes' uniforms.
+    controls (with the feedback controls), its CLIP controls and its passes'
+    uniforms.
 
     Args:
         generator: the show's generator.
@@ -40,9 +42,10 @@ def show_targets(generator: Generator, show: Show, stages: Sequence[Stage]) -> d
         ShaderError: a pass file cannot be read.
     Thread: any.
     """
+    controls = (*generator.controls, *neural_controls(stages), *clip_controls(show.clip))
     targets = {
         c.name: Target(c.name, c.default, c.lo, c.hi, c.doc, c.integrates, c.steps, c.glide_s)
-        for c in (*generator.controls, *neural_controls(stages))
+        for c in controls
     }
     targets.update(shader_targets(show.effects))
     return targets
@@ -74,14 +77,21 @@ class Player:
             show.mapping_paths, show_targets(generator, show, self.chain.stages)
         )
         self.compositor = Compositor(ctx, show.effects, show.output.canvas_px)
-        self.worker = GeneratorWorker(generator, self.chain)
+        self.clip = build_clip(show, self.bus, generator, offline=offline)
+        steering = self.clip.steering if self.clip is not None else None
+        self.worker = GeneratorWorker(
+            generator, self.chain, steer=steering.apply if steering is not None else None
+        )
         self.last_stages: tuple[StageStat, ...] = ()
+        self._next_watch_s = 0.0
         self.messages: list[str] = []
         self.frames_generated = 0
 
     def start(self) -> None:
         """Start the generator worker and every input. Thread: main."""
         self.worker.start()
+        if self.clip is not None:
+            self.clip.start()
         for source in self.inputs:
             source.start()
 
@@ -91,12 +101,20 @@ class Player:
             source.stop()
         for feed in self.feeds:
             feed.stop()
+        if self.clip is not None:
+            self.clip.stop()
         self.worker.stop()
 
     def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:
-        """Step the feeds, snapshot the bus and map it. Thread: main."""
+        """Step the feeds, hand texts to CLIP, snapshot the bus and map it.
+
+        Thread: main.
+        """
         for feed in self.feeds:
             feed.update(self.bus, t_s)
+        for source, text in self.bus.texts.take():
+            if self.clip is not None:
+                self.clip.take_text(source, text)
         return self.engine.evaluate(self.bus.snapshot(), t_s, dt_s)
 
     def step_live(self, frame: int, t_s: float, dt_s: float) -> None:
@@ -106,10 +124,24 @@ class Player:
         Thread: main.
         """
         values = self.map(frame, t_s, dt_s)
-        self.worker.submit(Params(frame, t_s, values))
+        params = Params(frame, t_s, values)
+        self.worker.submit(params)
+        if self.clip is not None:
+            self.clip.submit(params)
         result = self.worker.latest()
         self.take_frame(result)
         self.compositor.render(values, t_s)
+        self.watch(t_s)
+
+    def watch(self, t_s: float) -> None:
+        """Show CLIP the composited output, `watch_hz` times per second of show time
+        (a small read-back at CLIP's input size). Thread: main."""
+        clip = self.clip
+        if clip is None or clip.watcher is None or t_s < self._next_watch_s:
+            return
+        self._next_watch_s = t_s + 1.0 / clip.config.watch_hz
+        side = clip.image_px
+        clip.see(self.compositor.read((side, side), crop=True))
 
     def take_frame(self, result: FrameResult | None) -> None:
         """Upload a finished frame (if it has an image). Thread: main."""
@@ -136,6 +168,8 @@ class Player:
         if self.generator_problem:
             problems.append(self.generator_problem)
         problems.extend(self.chain.problems)
+        if self.clip is not None and self.clip.problem:
+            problems.append(self.clip.problem)
         if self.engine.error:
             problems.append(self.engine.error)
         problems.extend(self.compositor.errors)

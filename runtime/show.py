@@ -10,6 +10,8 @@ mapping files and the shader passes.
     [[neural]]   kind ("dream", "style"), name, weights or model, and options of
                  that kind: torch stages on the generator's frame, in order
     [[effects]]  shader, name
+    [clip]       model, pretrained or weights, prompts, ...: CLIP steers the
+                 generator towards text prompts and reads the picture as signals
 
 Relative paths resolve against the show file's folder. A shader is a name found in
 the project's shaders/ folder (`kaleido` -> shaders/kaleido.glsl) or a path ending
@@ -82,6 +84,50 @@ class NeuralConfig:
 
 
 @dataclass(frozen=True)
+class ClipConfig:
+    """The `[clip]` table: CLIP steering towards prompts, and `clip:` signals.
+
+    Attributes:
+        model: an open_clip architecture ("ViT-B-32") or a path to an open_clip
+            model config (.json).
+        pretrained: open_clip's tag for the weights ("laion2b_s34b_b79k"), found in
+            the catalogue as `clip-MODEL-TAG`; None: `weights`, or the first tag the
+            catalogue has for the model.
+        weights: a state dict file, instead of `pretrained`.
+        device: "auto", "cpu" or "cuda[:N]".
+        prompts: prompt name -> text, in show order.
+        osc: the OSC address whose string argument sets a prompt (`/prompt "text"`
+            sets the first prompt, `/prompt/NAME "text"` sets or adds NAME).
+        steer: run the steering worker (False: only the `clip:` signals).
+        cutouts: random crops per steering step (Big Sleep's augmentation).
+        steps_per_frame: steering steps per frame offline, and the live pace (this
+            many per frame at the show's fps, or fewer when the machine is slower).
+        glide_s: how long the generator takes to glide to a new steering result.
+        anchor: how strongly the steered latent is pulled back to the walk's own.
+        learning_rate: Adam's step, as a fraction of the latent's RMS, at
+            `clip.speed` 1.
+        watch_hz: live `clip:` signal measurements per second (offline: as many
+            per second of the render).
+        watch_range: the cosine similarities that map to 0 and 1 for `clip:NAME`.
+    """
+
+    model: str
+    pretrained: str | None
+    weights: Path | None
+    device: str
+    prompts: dict[str, str]
+    osc: str = "/prompt"
+    steer: bool = True
+    cutouts: int = 8
+    steps_per_frame: int = 1
+    glide_s: float = 0.5
+    anchor: float = 0.2
+    learning_rate: float = 0.03
+    watch_hz: float = 4.0
+    watch_range: tuple[float, float] = (0.15, 0.35)
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """The `[output]` table: canvas and window.
 
@@ -123,6 +169,7 @@ class Show:
         output: the output table.
         mapping_paths: mapping files, in order.
         neural: torch stages on the generator's frame, in order.
+        clip: the `[clip]` table, or None.
         effects: shader passes, in order.
         inputs: the `[inputs.*]` tables by input kind, read strictly by their modules.
     """
@@ -135,6 +182,7 @@ class Show:
     mapping_paths: tuple[Path, ...]
     effects: tuple[EffectConfig, ...]
     neural: tuple[NeuralConfig, ...] = ()
+    clip: ClipConfig | None = None
     inputs: dict[str, Table] = field(default_factory=dict)
 
     @property
@@ -186,6 +234,7 @@ def load_show(path: str | Path) -> Show:
     )
 
     neural = _neural(top, base)
+    clip = _clip(top.take_table("clip"), base) if "clip" in data else None
     effects = _effects(top, base)
     top.finish()
     return Show(
@@ -197,6 +246,7 @@ def load_show(path: str | Path) -> Show:
         mapping_paths=mapping_paths,
         effects=effects,
         neural=neural,
+        clip=clip,
         inputs=inputs,
     )
 
@@ -258,6 +308,58 @@ def _neural(top: Table, base: Path) -> tuple[NeuralConfig, ...]:
         t.finish()
         stages.append(NeuralConfig(kind, name, weights, model, options, budget_ms))
     return tuple(stages)
+
+
+def _clip(t: Table, base: Path) -> ClipConfig:
+    model = t.take("model", str, "ViT-B-32")
+    if model.endswith(".json"):
+        model = str(_existing(t, "model", base / model))
+    pretrained = t.take("pretrained", str, None)
+    weights_s = t.take("weights", str, None)
+    if pretrained is not None and weights_s is not None:
+        raise t.error("weights", "give either 'pretrained' (a catalogue tag) or 'weights' (a path)")
+    prompts_t = t.take_table("prompts", header="clip.prompts")
+    prompts = {}
+    for name, text in prompts_t.rest().items():
+        if not _NAME_RE.match(name):
+            raise prompts_t.error(name, "a prompt name is lowercase letters, digits and _")
+        if not isinstance(text, str) or not text.strip():
+            raise prompts_t.error(name, f"expected the prompt's text, got {text!r}")
+        prompts[name] = text
+    if not prompts:
+        raise t.error("prompts", 'expected at least one prompt: [clip.prompts] NAME = "text"')
+    osc = t.take(
+        "osc", str, "/prompt", check=lambda v: None if v.startswith("/") else "expected /ADDRESS"
+    )
+    lo_hi = t.take("watch_range", list, [0.15, 0.35], check=_range_pair)
+    config = ClipConfig(
+        model=model,
+        pretrained=pretrained,
+        weights=base / weights_s if weights_s else None,
+        device=t.take("device", str, "auto", check=_device),
+        prompts=prompts,
+        osc=osc.rstrip("/"),
+        steer=t.take("steer", bool, True),
+        cutouts=t.take("cutouts", int, 8, check=in_range(1, 64)),
+        steps_per_frame=t.take("steps_per_frame", int, 1, check=in_range(1, 50)),
+        glide_s=t.take("glide_s", float, 0.5, check=in_range(0.0, 30.0)),
+        anchor=t.take("anchor", float, 0.2, check=in_range(0.0, 100.0)),
+        learning_rate=t.take("learning_rate", float, 0.03, check=in_range(0.0, 1.0)),
+        watch_hz=t.take("watch_hz", float, 4.0, check=in_range(0.1, 60.0)),
+        watch_range=(float(lo_hi[0]), float(lo_hi[1])),
+    )
+    t.finish()
+    return config
+
+
+def _range_pair(value: Any) -> str | None:
+    if (
+        len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and value[0] < value[1]
+    ):
+        return None
+    return f"expected [low, high] with low < high, got {value!r}"
 
 
 def _catalogue_weights(t: Table, kind: str, name: str, weights: Path | None) -> Path:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 #: Events kept between two snapshots; beyond this the oldest are dropped and counted.
 EVENT_CAPACITY = 8192
+#: Texts kept until the frame loop takes them; beyond this the oldest are dropped.
+TEXT_CAPACITY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +50,40 @@ class Snapshot:
         return [e.value for e in self.events if e.name == name]
 
 
+class TextQueue:
+    """Texts from inputs (a prompt sent over OSC), on their own path: signals stay
+    numbers. Each entry is (source, text), e.g. ("osc:/prompt", "a red city");
+    the text is a str, or bytes when it came as a blob.
+
+    Thread: `put` from any thread; `take` from the frame loop only.
+    """
+
+    def __init__(self, capacity: int = TEXT_CAPACITY) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[tuple[str, str | bytes]] = deque(maxlen=capacity)
+
+    def put(self, source: str, text: str | bytes) -> None:
+        """Queue a text (the oldest is dropped when full). Thread: any."""
+        with self._lock:
+            self._items.append((source, text))
+
+    def take(self) -> list[tuple[str, str | bytes]]:
+        """Every text queued since the last call, oldest first. Thread: the frame loop."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+
 class SignalBus:
-    """Thread-safe latest values plus a bounded queue of events.
+    """Thread-safe latest values plus a bounded queue of events, and a separate
+    queue of texts (`texts`).
 
     Thread: `set` from any thread; `snapshot` from the frame loop only.
     """
 
     def __init__(self) -> None:
+        self.texts = TextQueue()
         self._lock = threading.Lock()
         self._values: dict[str, float] = {}
         self._stamps: dict[str, float] = {}

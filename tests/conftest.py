@@ -17,6 +17,9 @@ def gl_ctx():
     """A standalone EGL OpenGL 3.3+ context (Mesa llvmpipe where there is no GPU)."""
     import moderngl
 
+    from runtime.render.llvm import load_triton_first
+
+    load_triton_first()
     try:
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
     except Exception as exc:

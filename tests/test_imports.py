@@ -1,4 +1,5 @@
-"""Imports point one way: inputs -> bus -> mapping -> generators -> compositor.
+"""Imports point one way: inputs -> bus -> mapping -> generators (+ neural stages,
+CLIP) -> compositor.
 
 Reads the import statements of every module (no importing), so a stray import of
 torch in an input or of GL in a generator fails here."""
@@ -40,6 +41,33 @@ RULES = [
             "runtime.render",
             "runtime.inputs",
             "runtime.mapping",
+            "runtime.player",
+            "runtime.loop",
+        },
+    ),
+    (
+        "neural",
+        {
+            "moderngl",
+            "glfw",
+            "runtime.render",
+            "runtime.inputs",
+            "runtime.mapping",
+            "runtime.clip",
+            "runtime.player",
+            "runtime.loop",
+        },
+    ),
+    (
+        "clip",
+        {
+            "moderngl",
+            "glfw",
+            "runtime.render",
+            "runtime.inputs",
+            "runtime.mapping",
+            "runtime.neural.dream",
+            "runtime.neural.style",
             "runtime.player",
             "runtime.loop",
         },

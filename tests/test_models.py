@@ -196,7 +196,7 @@ def test_project_catalogue_is_well_formed():
     assert any(name.startswith("stylegan3-") for name in catalogue)
     assert any(name.startswith("stylegan2-ada-") for name in catalogue)
     for model in catalogue.values():
-        assert model.kind in GENERATOR_KINDS + NEURAL_KINDS and model.licence
+        assert model.kind in (*GENERATOR_KINDS, *NEURAL_KINDS, "clip") and model.licence
         for f in model.files:
             assert f.bundled is not None or f.url.startswith("https://")
     for res in (128, 256, 512):

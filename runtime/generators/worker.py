@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,12 +53,21 @@ class GeneratorWorker:
     Args:
         generator: the model (used by this worker's thread only from now on).
         chain: the show's neural stages, run on each frame after the model.
+        steer: adds CLIP steering's latent offset to each frame's params
+            (`Steering.apply`) before the model renders.
     Thread: `submit`, `latest`, `wait_for`, `stats` from the frame loop.
     """
 
-    def __init__(self, generator: Generator, chain: NeuralChain | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        chain: NeuralChain | None = None,
+        *,
+        steer: Callable[[Params], Params] | None = None,
+    ) -> None:
         self.generator = generator
         self.chain = chain
+        self.steer = steer
         self._cond = threading.Condition()
         self._request: Params | None = None
         self._results: deque[FrameResult] = deque(maxlen=4)
@@ -158,6 +168,8 @@ class GeneratorWorker:
                 begin = torch.cuda.Event(enable_timing=True)
                 end = torch.cuda.Event(enable_timing=True)
                 begin.record()
+            if self.steer is not None:
+                params = self.steer(params)
             image = self.generator.render(params)  # (3, H, W) float in 0..1
             stages: list[StageStat] = []
             if self.chain is not None:

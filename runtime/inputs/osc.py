@@ -2,9 +2,11 @@
 
 `/fader/1 0.5` sets `osc:/fader/1`; a message with several arguments also sets
 `osc:/path[N]` for its N-th argument (0-based), so `/hand 0.1 0.7` gives
-`osc:/hand[0]` (also `osc:/hand`) and `osc:/hand[1]`. Booleans count as 0/1;
-strings and blobs are ignored. A message without arguments is a trigger: it writes
-1.0. Malformed packets are dropped and counted, never raised into the show.
+`osc:/hand[0]` (also `osc:/hand`) and `osc:/hand[1]`. Booleans count as 0/1.
+Strings and blobs are text, not signals: they go to the bus's text queue as
+(`osc:/ADDRESS`, text), where a show's CLIP prompts pick them up. A message without
+arguments is a trigger: it writes 1.0. Malformed packets (a string that is not
+UTF-8 among them) are dropped and counted, never raised into the show.
 
     [inputs.osc]
     host = "127.0.0.1"   # only this machine; "0.0.0.0" listens on every network
@@ -48,6 +50,12 @@ class _CountingDispatcher(Dispatcher):
             packet = osc_packet.OscPacket(data)
         except osc_packet.ParseError as exc:
             self.osc.reject(f"malformed OSC packet from {client_address[0]}: {exc}")
+            return []
+        except UnicodeDecodeError:
+            self.osc.reject(
+                f"OSC packet from {client_address[0]}{_address_of(data)}: a string argument"
+                " is not UTF-8"
+            )
             return []
         for timed in packet.messages:
             self.osc.receive(timed.message.address, timed.message.params)
@@ -127,6 +135,9 @@ class OscInput:
         if not params:
             self.bus.set(f"osc:{address}", 1.0)
             return
+        for p in params:
+            if isinstance(p, str | bytes):
+                self.bus.texts.put(f"osc:{address}", p)
         first = True
         for index, value in enumerate(numbers):
             if value is None:
@@ -144,6 +155,17 @@ class OscInput:
         if kind not in self._seen_errors:
             self._seen_errors.add(kind)
             log.warning("%s (dropped; further ones are counted on the HUD)", message)
+
+
+def _address_of(data: bytes) -> str:
+    """' (to /ADDRESS)' when the packet starts with a readable address, else ''."""
+    end = data.find(b"\0")
+    if not data.startswith(b"/") or end < 0:
+        return ""
+    try:
+        return f" (to {data[:end].decode('utf-8')})"
+    except UnicodeDecodeError:
+        return ""
 
 
 def _number(value: object) -> float | None:

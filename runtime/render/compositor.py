@@ -135,7 +135,8 @@ class Compositor:
         self.hud_program = compile_program(ctx, HUD_PATH)
         self.hud_vao = ctx.vertex_array(self.hud_program, [])
         self.output: moderngl.Texture = self.passes[-1].textures[0]
-        self._readback: moderngl.Framebuffer | None = None
+        # One read-back target per size asked for (the video's, CLIP's).
+        self._readbacks: dict[tuple[int, int], moderngl.Framebuffer] = {}
         self._common_stamp = _stamp(COMMON_PATH)
 
     @property
@@ -176,8 +177,11 @@ class Compositor:
         self.output = current[0]
         return self.output
 
-    def present(self, fbo: moderngl.Framebuffer, viewport_px: tuple[int, int]) -> None:
-        """Letterbox the last rendered canvas into a framebuffer of another size.
+    def present(
+        self, fbo: moderngl.Framebuffer, viewport_px: tuple[int, int], *, crop: bool = False
+    ) -> None:
+        """Letterbox the last rendered canvas into a framebuffer of another size
+        (or, with `crop`, fill it, cutting what sticks out).
 
         Thread: main.
         """
@@ -189,7 +193,7 @@ class Compositor:
         prog["u_input"].value = _UNIT_INPUT
         _set(prog, "u_input_resolution", self.canvas_px)
         _set(prog, "u_resolution", viewport_px)
-        _set(prog, "u_mode", 0.0)
+        _set(prog, "u_mode", 1.0 if crop else 0.0)
         _set(prog, "u_zoom", 1.0)
         self.present_vao.render(moderngl.TRIANGLES, vertices=3)
 
@@ -206,24 +210,26 @@ class Compositor:
         self.hud_vao.render(moderngl.TRIANGLES, vertices=3)
         self.ctx.disable(moderngl.BLEND)
 
-    def read(self, size_px: tuple[int, int] | None = None) -> np.ndarray:
+    def read(self, size_px: tuple[int, int] | None = None, *, crop: bool = False) -> np.ndarray:
         """The last rendered canvas as (H, W, 3) uint8, top row first.
 
         Args:
-            size_px: the size wanted (a video's); the canvas is presented (scaled,
-                letterboxed) at that size first when it differs. None: the canvas.
+            size_px: the size wanted (a video's, or CLIP's input); the canvas is
+                presented (scaled, letterboxed) at that size first when it differs.
+                None: the canvas.
+            crop: fill `size_px` instead of letterboxing (for CLIP's square input).
         Thread: main.
         """
         texture = self.output
         if size_px is not None and size_px != self.canvas_px:
-            if self._readback is None or self._readback.size != size_px:
-                if self._readback is not None:
-                    self._readback.release()
-                self._readback = self.ctx.framebuffer(
+            readback = self._readbacks.get(size_px)
+            if readback is None:
+                readback = self.ctx.framebuffer(
                     color_attachments=[_texture(self.ctx, size_px, 4, "f1")]
                 )
-            self.present(self._readback, size_px)
-            texture = self._readback.color_attachments[0]
+                self._readbacks[size_px] = readback
+            self.present(readback, size_px, crop=crop)
+            texture = readback.color_attachments[0]
         width, height = texture.size
         rgba = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(height, width, 4)
         return np.ascontiguousarray(rgba[::-1, :, :3])
@@ -247,9 +253,9 @@ class Compositor:
         """Free every GL object. Thread: main."""
         for p in self.passes:
             p.release()
-        if self._readback is not None:
-            self._readback.color_attachments[0].release()
-            self._readback.release()
+        for readback in self._readbacks.values():
+            readback.color_attachments[0].release()
+            readback.release()
         for obj in (
             self.source,
             self.present_vao,

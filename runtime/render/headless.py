@@ -5,6 +5,7 @@ from __future__ import annotations
 import moderngl
 
 from runtime.errors import OutputError
+from runtime.render.llvm import load_triton_first
 
 
 def headless_context() -> moderngl.Context:
@@ -14,6 +15,7 @@ def headless_context() -> moderngl.Context:
         OutputError: EGL is not available (install libegl1 and Mesa's drivers).
     Thread: the thread that will use it.
     """
+    load_triton_first()
     try:
         return moderngl.create_standalone_context(backend="egl", require=330)
     except Exception as exc:  # moderngl/glcontext raise bare Exceptions

@@ -12,6 +12,7 @@ import glfw
 import moderngl
 
 from runtime.errors import OutputError
+from runtime.render.llvm import load_triton_first
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Window:
         glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
         glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
         glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
+        load_triton_first()
         self.window = glfw.create_window(size_px[0], size_px[1], title, None, None)
         if not self.window:
             glfw.terminate()
