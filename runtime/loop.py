@@ -8,6 +8,7 @@ log every ten seconds, and in the summary at the end.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from runtime.generators.base import Params
 from runtime.player import Player
@@ -119,6 +121,9 @@ def play_live(
     # Input threads wait for the GIL while the frame loop runs Python: hand it over
     # every millisecond (default 5) so an OSC or MIDI message reaches the bus sooner.
     sys.setswitchinterval(0.001)
+    # Leave a core to the frame loop and the GL driver: torch's pool on every core
+    # (the generator, neural stages, CLIP) would take turns with the loop's own work.
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     budget_s = 1.0 / out.fps
     stats = FrameStats(budget_ms=budget_s * 1000.0)
     player.start()

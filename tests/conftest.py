@@ -12,6 +12,19 @@ from runtime import PROJECT_ROOT
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread per op: the tests' networks are tiny, and on a 2-core machine
+    torch's pool spinning against the show's other threads made a 20 ms step take a
+    second."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def gl_ctx():
     """A standalone EGL OpenGL 3.3+ context (Mesa llvmpipe where there is no GPU)."""

@@ -25,16 +25,6 @@ WS_TOLERANCE = 1e-5  # the manifest's tolerances (max absolute difference)
 IMAGE_TOLERANCE = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks gain nothing from threads, and on a shared 2-core machine two
-    threads per op made these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=MODELS)
 def model(request: pytest.FixtureRequest, fixtures_dir: Path):
     """(name, checkpoint path, reference arrays, loaded network)."""

@@ -205,7 +205,7 @@ class Steering:
         with self._cond:
             self._result = self._offset.detach().clone()
         self.steps += 1
-        self.similarity = float(similarity)
+        self.similarity = float(similarity.detach())
         self._stamps.append(time.perf_counter())
         return self.similarity
 

@@ -54,11 +54,15 @@ class Params:
         frame: the frame index since the show began.
         t_s: the frame's time in seconds (monotonic live, frame / fps offline).
         values: every control's value, plus integrated states (e.g. "latent.phase").
+        latent_offset: an offset added to the generator's latent, in the space its
+            `steer_latent` returns (same shape; e.g. a CLIP steering worker's pull
+            towards a prompt); None renders exactly as without it.
     """
 
     frame: int
     t_s: float
     values: Mapping[str, float] = field(default_factory=dict)
+    latent_offset: torch.Tensor | None = None
 
     def __getitem__(self, name: str) -> float:
         return self.values[name]

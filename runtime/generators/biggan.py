@@ -872,11 +872,57 @@ class BigGanGenerator:
         class_vector = weights @ self.class_onehots  # (num_classes,)
         return z, class_vector, truncation
 
+    def steer_latent(self, params: Params) -> torch.Tensor:
+        """The latent `render` feeds the network for these params, before
+        `params.latent_offset` is added: the noise exactly as the network takes it
+        (clamped and scaled by truncation), then the class vector.
+
+        Args:
+            params: control values; missing controls take their defaults.
+        Returns:
+            (z_dim + num_classes,) float32 on `device`, detached.
+        Thread: the thread that owns this generator.
+        """
+        z, class_vector, _ = self.inputs(params)
+        return torch.cat([z, class_vector.to(z.device)]).float().detach()  # (Z + classes,)
+
+    def render_latent(self, latent: torch.Tensor, params: Params) -> torch.Tensor:
+        """Render with `latent` as the noise and class vector, differentiably.
+
+        The truncation (and so the batch norm statistics) comes from `params` as in
+        `render`; `params.latent_offset` is ignored (add it to `latent`), so
+        `render_latent(steer_latent(p), p)` equals `render(p)` for an offset-free p.
+        The noise part is not clamped again. On CUDA the image path runs in float16
+        as `render`'s does, and gradients flow through it; a non-finite frame falls
+        back to float32 for good, as in `render`.
+
+        Args:
+            latent: (z_dim + num_classes,) float tensor; gradients flow back to it.
+            params: every other control value.
+        Returns:
+            (3, H, W) float32 in [0, 1] on `device`.
+        Raises:
+            GeneratorError: the latent has the wrong shape, or the frame is not
+                finite even in float32.
+        Thread: the thread that owns this generator.
+        """
+        z_dim, size = self.net.config.z_dim, self._latent_size()
+        if tuple(latent.shape) != (size,):
+            raise GeneratorError(f"latent has shape {tuple(latent.shape)}, expected ({size},)")
+        latent = latent.to(self.device, torch.float32)
+        truncation = self.inputs(params)[2]
+        return self._render(latent[None, :z_dim], latent[None, z_dim:], [truncation])[0]
+
     def render(self, params: Params) -> torch.Tensor:
         """Render one frame: (3, H, W) float in [0, 1] on `device`.
 
+        Args:
+            params: control values; `latent_offset`, when set, is a
+                (z_dim + num_classes,) offset added to the network's noise and class
+                vector (the space `steer_latent` returns).
         Raises:
-            GeneratorError: the frame is not finite even in float32.
+            GeneratorError: the frame is not finite even in float32, or the offset
+                has the wrong shape.
         Thread: generator worker.
         """
         return self.render_batch([params])[0]
@@ -886,25 +932,55 @@ class BigGanGenerator:
         """Render several frames at once (offline renders).
 
         Args:
-            params: one Params per frame.
+            params: one Params per frame, each with its own `latent_offset` or none.
         Returns:
             (N, 3, H, W) float32 in [0, 1] on `device`.
         Raises:
-            GeneratorError: a frame is not finite even in float32.
+            GeneratorError: a frame is not finite even in float32, or an offset has
+                the wrong shape.
         Thread: generator worker.
         """
         zs, classes, truncations = zip(*(self.inputs(p) for p in params))
         z = torch.stack(zs)  # (N, Z)
         class_vectors = torch.stack(classes)  # (N, num_classes)
-        img = self.net(z, class_vectors, list(truncations), stats=self.stats_mode)
+        if any(p.latent_offset is not None for p in params):
+            offsets = torch.stack([self._offset(p) for p in params])  # (N, Z + classes)
+            z = z + offsets[:, : z.shape[1]]
+            class_vectors = class_vectors.to(self.device) + offsets[:, z.shape[1] :]
+        return self._render(z, class_vectors, list(truncations))
+
+    def _render(
+        self, z: torch.Tensor, class_vectors: torch.Tensor, truncations: list[float]
+    ) -> torch.Tensor:
+        """Network inputs -> (N, 3, H, W) in [0, 1], falling back to float32 for good
+        when a float16 frame is not finite. Differentiable where autograd records."""
+        img = self.net(z, class_vectors, truncations, stats=self.stats_mode)
         if not torch.isfinite(img).all():
             if not self._half:
                 raise GeneratorError("BigGAN rendered a non-finite frame")
             log.warning("BigGAN fp16 frame was not finite: rendering in float32 from now on")
             self._half = False
             self.net.set_precision(half=False, channels_last=self.device.type == "cuda")
-            img = self.net(z, class_vectors, list(truncations), stats=self.stats_mode)
-        return ((img + 1.0) * 0.5).clamp_(0.0, 1.0)  # (N, 3, H, W)
+            img = self.net(z, class_vectors, truncations, stats=self.stats_mode)
+        # Out of place: an in-place clamp would break the backward pass of steering.
+        return ((img + 1.0) * 0.5).clamp(0.0, 1.0)  # (N, 3, H, W)
+
+    def _latent_size(self) -> int:
+        return self.net.config.z_dim + self.net.config.num_classes
+
+    def _offset(self, params: Params) -> torch.Tensor:
+        """`params.latent_offset` checked, detached, as float32 on `device` (zeros
+        when there is none): (z_dim + num_classes,)."""
+        size = self._latent_size()
+        offset = params.latent_offset
+        if offset is None:
+            return torch.zeros(size, device=self.device)
+        if tuple(offset.shape) != (size,):
+            raise GeneratorError(
+                f"latent offset has shape {tuple(offset.shape)}, expected ({size},) "
+                "(z_dim + num_classes)"
+            )
+        return offset.detach().to(self.device, torch.float32)
 
 
 def build(config: GeneratorConfig, device: torch.device) -> BigGanGenerator:

@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from runtime.errors import GeneratorError
 from runtime.generators.base import Control, Params, defaults
 from runtime.generators.latent import catmull_rom, walk_controls
 from runtime.show import GeneratorConfig
@@ -115,10 +116,61 @@ class CppnGenerator:
         self._grid = torch.empty(0)
 
     def render(self, params: Params) -> torch.Tensor:
-        """Render one frame: (3, H, W) float in [0, 1]. Thread: generator worker."""
+        """Render one frame: (3, H, W) float in [0, 1].
+
+        Args:
+            params: control values; `latent_offset`, when set, is added to the latent
+                (a (LATENT_DIM,) tensor, as `steer_latent` returns).
+        Returns:
+            (3, H, W) float32 in [0, 1] on `device`.
+        Raises:
+            GeneratorError: the offset has the wrong shape.
+        Thread: generator worker.
+        """
         value = {**self._defaults, **params.values}
         z = self._latent(value)  # (D,)
-        xy = self._coords(value, params.t_s)  # (N, 2)
+        if params.latent_offset is not None:
+            z = z + _offset(params.latent_offset, z)
+        return self._render_z(z, value, params.t_s)
+
+    def steer_latent(self, params: Params) -> torch.Tensor:
+        """The latent the walk gives for these params (walk, directions and plane),
+        the one `render` feeds the field before adding `params.latent_offset`.
+
+        Args:
+            params: control values; missing controls take their defaults.
+        Returns:
+            (LATENT_DIM,) float32 on `device`, detached.
+        Thread: the thread that owns this generator.
+        """
+        return self._latent({**self._defaults, **params.values}).detach()
+
+    def render_latent(self, latent: torch.Tensor, params: Params) -> torch.Tensor:
+        """Render with `latent` in place of the walk's latent, differentiably.
+
+        Every other control (zoom, warp, time, ...) comes from `params` as in
+        `render`; `params.latent_offset` is ignored (add it to `latent`), so
+        `render_latent(steer_latent(p), p)` equals `render(p)` for an offset-free p.
+
+        Args:
+            latent: (LATENT_DIM,) float tensor; gradients flow back to it.
+            params: every other control value.
+        Returns:
+            (3, H, W) float32 in [0, 1] on `device`.
+        Raises:
+            GeneratorError: the latent has the wrong shape.
+        Thread: the thread that owns this generator.
+        """
+        if tuple(latent.shape) != (LATENT_DIM,):
+            raise GeneratorError(
+                f"cppn latent has shape {tuple(latent.shape)}, expected ({LATENT_DIM},)"
+            )
+        value = {**self._defaults, **params.values}
+        return self._render_z(latent.to(self.device, torch.float32), value, params.t_s)
+
+    def _render_z(self, z: torch.Tensor, value: dict[str, float], t_s: float) -> torch.Tensor:
+        """The field for latent z (D,) at control values `value`: (3, H, W) in [0, 1]."""
+        xy = self._coords(value, t_s)  # (N, 2)
         h = self._features(xy, value["gen.detail"])  # (N, in_dim)
         for layer, (w, b, film) in enumerate(zip(self.weights, self.biases, self.film)):
             scale, shift = (z @ film).chunk(2)  # (W,), (W,)
@@ -169,6 +221,15 @@ class CppnGenerator:
         r = xy.norm(dim=1, keepdim=True)  # (N, 1)
         proj = xy @ self.freqs * detail  # (N, F)
         return torch.cat([xy, r, torch.sin(proj), torch.cos(proj)], 1)  # (N, 3 + 2F)
+
+
+def _offset(offset: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """A latent offset checked against z's shape, detached, on z's device and dtype."""
+    if tuple(offset.shape) != tuple(z.shape):
+        raise GeneratorError(
+            f"cppn latent offset has shape {tuple(offset.shape)}, expected {tuple(z.shape)}"
+        )
+    return offset.detach().to(z.device, z.dtype)
 
 
 def build(config: GeneratorConfig, device: torch.device) -> CppnGenerator:

@@ -105,7 +105,9 @@ class StyleGANGenerator:
         self.device = device
         self.size_px = size_px
         self.seed = seed
-        self.network = network.to(device)
+        # Steering differentiates the image with respect to ws only: the weights
+        # never need gradients.
+        self.network = network.to(device).requires_grad_(False)
         cuda = device.type == "cuda"
         if cuda:
             # Every frame has the same shapes: let cuDNN time its algorithms once.
@@ -141,10 +143,13 @@ class StyleGANGenerator:
 
         Args:
             params: control values; missing controls take their defaults.
+                `latent_offset`, when set, is a (num_ws, w_dim) offset added to the
+                per-layer latent (the space `steer_latent` returns).
         Returns:
             (3, H, W) float in [0, 1] on `device`.
         Raises:
-            GeneratorError: the model cannot render (e.g. CUDA out of memory).
+            GeneratorError: the model cannot render (e.g. CUDA out of memory), or the
+                offset has the wrong shape.
         Thread: generator worker.
         """
         return self.render_batch([params])[0]
@@ -153,7 +158,8 @@ class StyleGANGenerator:
         """Render several frames at once (offline renders).
 
         Args:
-            params: one Params per frame, in order.
+            params: one Params per frame, in order, each with its own
+                `latent_offset` or none.
             max_batch: most frames per network call; default 8 on CUDA and 1 on the
                 CPU, where bigger batches were slower per frame for StyleGAN3
                 (benchmarks/bench_stylegan.py shows both).
@@ -170,6 +176,11 @@ class StyleGANGenerator:
             chunk = params[start : start + max_batch]
             values = [self._values(p) for p in chunk]
             ws = torch.stack([self.latents.ws(v) for v in values])  # (N, L, D)
+            if any(p.latent_offset is not None for p in chunk):
+                # Added on the device: the runner (and a CUDA graph) takes ws as
+                # before, and the offset never makes a round trip to the host.
+                ws = ws.to(self.device) + torch.stack([self._offset(p) for p in chunk])
+            # The preset trigger saves the latent rendered, offset included.
             for v, w in zip(values, ws):
                 self._maybe_save(v, w)
             inputs = (ws, *self._aux_inputs(values, [p.frame for p in chunk]))
@@ -182,20 +193,68 @@ class StyleGANGenerator:
     # ---- latents and presets --------------------------------------------------------
 
     def latent(self, params: Params) -> torch.Tensor:
-        """The per-layer latent these params give. Returns (num_ws, w_dim) on the CPU.
+        """The per-layer latent these params give (without `params.latent_offset`).
 
+        Returns (num_ws, w_dim) on the CPU.
         Thread: generator worker.
         """
         return self.latents.ws(self._values(params))
 
+    def steer_latent(self, params: Params) -> torch.Tensor:
+        """The per-layer latent (w+) that `render` feeds the synthesis network for
+        these params, after truncation, directions and preset recall, before
+        `params.latent_offset` is added.
+
+        Args:
+            params: control values; missing controls take their defaults.
+        Returns:
+            (num_ws, w_dim) float32 on `device`, detached.
+        Thread: the thread that owns this generator.
+        """
+        return self.latent(params).to(self.device, torch.float32).detach()
+
+    def render_latent(self, latent: torch.Tensor, params: Params) -> torch.Tensor:
+        """Render with `latent` as the per-layer latent, differentiably.
+
+        Every other control (noise, StyleGAN3's rotate and shift, the fit to
+        `size_px`) comes from `params` as in `render`; `params.latent_offset` is
+        ignored (add it to `latent`), so `render_latent(steer_latent(p), p)` equals
+        `render(p)` for an offset-free p. Runs eagerly (no CUDA graph, no compile);
+        on CUDA the float16 layers stay float16 and gradients flow through them.
+
+        Args:
+            latent: (num_ws, w_dim) float tensor; gradients flow back to it.
+            params: every other control value.
+        Returns:
+            (3, H, W) float32 in [0, 1] on `device`.
+        Raises:
+            GeneratorError: the latent has the wrong shape, or CUDA ran out of memory.
+        Thread: the thread that owns this generator.
+        """
+        shape = (self.latents.num_ws, self.latents.w_dim)
+        if tuple(latent.shape) != shape:
+            raise GeneratorError(f"latent has shape {tuple(latent.shape)}, expected {shape}")
+        values = [self._values(params)]
+        aux = [t.to(self.device) for t in self._aux_inputs(values, [params.frame])]
+        ws = latent.to(self.device, torch.float32)[None]  # (1, L, D)
+        try:
+            return self._synthesize(ws, *aux)[0]
+        except torch.cuda.OutOfMemoryError as exc:
+            raise GeneratorError("out of GPU memory rendering a steering frame") from exc
+
     def save_preset(self, name: str, params: Params) -> None:
-        """Save the latent of `params` as preset `name` in the preset file.
+        """Save the latent of `params` as preset `name` in the preset file: the one
+        rendered, `params.latent_offset` included.
 
         Raises:
-            GeneratorError: a bad name, or the file cannot be written.
+            GeneratorError: a bad name, a wrong offset shape, or the file cannot be
+                written.
         Thread: generator worker.
         """
-        self.latents.presets.save(name, self.latent(params))
+        ws = self.latent(params)
+        if params.latent_offset is not None:
+            ws = ws + self._offset(params).to(ws.device)
+        self.latents.presets.save(name, ws)
 
     # ---- internals -------------------------------------------------------------------
 
@@ -232,6 +291,19 @@ class StyleGANGenerator:
 
     def _values(self, params: Params) -> dict[str, float]:
         return {**self._defaults, **params.values}
+
+    def _offset(self, params: Params) -> torch.Tensor:
+        """`params.latent_offset` checked, detached, as float32 on `device` (zeros
+        when there is none): (num_ws, w_dim)."""
+        shape = (self.latents.num_ws, self.latents.w_dim)
+        offset = params.latent_offset
+        if offset is None:
+            return torch.zeros(shape, device=self.device)
+        if tuple(offset.shape) != shape:
+            raise GeneratorError(
+                f"latent offset has shape {tuple(offset.shape)}, expected {shape} (num_ws, w_dim)"
+            )
+        return offset.detach().to(self.device, torch.float32)
 
     def _maybe_save(self, values: dict[str, float], ws: torch.Tensor) -> None:
         saves = math.floor(values.get("latent.preset.saves", 0.0) + 1e-6)
@@ -281,21 +353,25 @@ class StyleGANGenerator:
     def _forward(self, ws: torch.Tensor, *aux: torch.Tensor) -> torch.Tensor:
         """Device tensors in, finished frames out: (N, 3, H, W) in [0, 1]."""
         with torch.no_grad():
-            if self.family == "stylegan3":
-                img = self.network.synthesize(ws, transform=aux[0])
-            elif self.noise_mode in ("const", "animated"):
-                coeffs = aux[0]  # (N, 2)
-                a = coeffs[:, 0].reshape(-1, 1, 1, 1)
-                noise = [a * c for c in self._const]
-                if self._alt:
-                    b = coeffs[:, 1].reshape(-1, 1, 1, 1)
-                    noise = [n + b * alt for n, alt in zip(noise, self._alt)]
-                img = self.network.synthesize(ws, noise)
-            elif self.noise_mode == "random":
-                img = self.network.synthesize(ws, list(aux))
-            else:
-                img = self.network.synthesize(ws, None)
-            return self._finish(img)
+            return self._synthesize(ws, *aux)
+
+    def _synthesize(self, ws: torch.Tensor, *aux: torch.Tensor) -> torch.Tensor:
+        """`_forward` without its no_grad: autograd records when it is enabled."""
+        if self.family == "stylegan3":
+            img = self.network.synthesize(ws, transform=aux[0])
+        elif self.noise_mode in ("const", "animated"):
+            coeffs = aux[0]  # (N, 2)
+            a = coeffs[:, 0].reshape(-1, 1, 1, 1)
+            noise = [a * c for c in self._const]
+            if self._alt:
+                b = coeffs[:, 1].reshape(-1, 1, 1, 1)
+                noise = [n + b * alt for n, alt in zip(noise, self._alt)]
+            img = self.network.synthesize(ws, noise)
+        elif self.noise_mode == "random":
+            img = self.network.synthesize(ws, list(aux))
+        else:
+            img = self.network.synthesize(ws, None)
+        return self._finish(img)
 
     def _finish(self, img: torch.Tensor) -> torch.Tensor:
         """(N, C, R, R) in about -1..1 -> (N, 3, H, W) in [0, 1] at `size_px`."""

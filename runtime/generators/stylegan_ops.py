@@ -45,16 +45,19 @@ def bias_act(
         Same shape and dtype as x.
     Thread: generator worker.
     """
-    fresh = False  # whether x is a tensor made here, safe to change in place
+    # Whether x is a tensor made here, safe to change in place. Never while autograd
+    # records (latent steering): leaky_relu_ saves its output for the backward pass,
+    # and the in-place scale after it would overwrite that.
+    fresh = False
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
-        fresh = True
+        fresh = not x.requires_grad
     if slope != 1.0:
         x = F.leaky_relu_(x, slope) if fresh else F.leaky_relu(x, slope)
-        fresh = True
+        fresh = not x.requires_grad
     if gain != 1.0:
         x = x.mul_(gain) if fresh else x * gain
-        fresh = True
+        fresh = not x.requires_grad
     if clamp is not None and clamp >= 0:
         x = x.clamp_(-clamp, clamp) if fresh else x.clamp(-clamp, clamp)
     return x

@@ -88,7 +88,8 @@ class GeneratorWorker:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self._thread.join(timeout=10.0)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=10.0)
 
     def submit(self, params: Params, *, drop: bool = True) -> None:
         """Post a request.
