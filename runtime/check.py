@@ -6,14 +6,14 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from runtime.clip import clip_signals
+from runtime.clip import build_clip, clip_signals
 from runtime.errors import OutputError
 from runtime.generators import build_generator
 from runtime.generators.base import Generator
 from runtime.inputs import MODULES as INPUT_MODULES
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingSet, Target, read_mappings
-from runtime.neural import build_stages
+from runtime.neural import build_chain, build_stages
 from runtime.player import show_targets
 from runtime.show import Show, load_show
 from runtime.signals import SignalBus
@@ -27,7 +27,9 @@ def _load(path: Path) -> tuple[Show, Generator, dict[str, Target], MappingSet]:
 
 
 def check_show(path: Path) -> list[str]:
-    """Validate a show, its generator (weights included), inputs, mapping files and
+    """Validate a show, its generator (weights included), neural stages and CLIP
+    (weights loaded where present; missing ones are reported with the pull that
+    brings them, as the show would play on without them), inputs, mapping files and
     shaders (compiled when headless GL is available).
 
     Returns:
@@ -37,11 +39,14 @@ def check_show(path: Path) -> list[str]:
     Thread: main.
     """
     show, generator, _, mappings = _load(path)
-    build_inputs(show.inputs, SignalBus(), folder=show.folder, offline=False)
+    bus = SignalBus()
+    build_inputs(show.inputs, bus, folder=show.folder, offline=False)
     lines = [
         f"show '{show.name}' ({show.path})",
         f"  generator: {generator.kind} {generator.size_px[0]}x{generator.size_px[1]} "
         f"on {generator.device}, {len(generator.controls)} controls",
+        *_neural_lines(show, generator),
+        *_clip_lines(show, bus, generator),
         f"  output: {show.output.size_px[0]}x{show.output.size_px[1]} at {show.output.fps:g} fps,"
         f" canvas {show.output.canvas_px[0]}x{show.output.canvas_px[1]}",
         f"  inputs: {', '.join(show.inputs) or 'none'}",
@@ -65,6 +70,27 @@ def check_show(path: Path) -> list[str]:
         )
     lines.append("ok")
     return lines
+
+
+def _neural_lines(show: Show, generator: Generator) -> list[str]:
+    """The stages, with their weights loaded; a stage that would be bypassed says why."""
+    if not show.neural:
+        return []
+    chain = build_chain(show, device=generator.device, offline=True)
+    names = ", ".join(f"{s.name} ({s.kind})" for s in chain.stages)
+    return [f"  neural: {names}", *(f"  ! {p}" for p in chain.problems)]
+
+
+def _clip_lines(show: Show, bus: SignalBus, generator: Generator) -> list[str]:
+    """CLIP's model and prompts, loaded; missing weights say which pull brings them."""
+    part = build_clip(show, bus, generator, offline=True)
+    if part is None:
+        return []
+    config = part.config
+    line = f"  clip: {config.model}, {len(config.prompts)} prompts, steering " + (
+        "on" if config.steer else "off"
+    )
+    return [line, f"  ! {part.problem}"] if part.problem else [line]
 
 
 def list_signals(path: Path) -> list[str]:

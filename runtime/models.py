@@ -225,7 +225,12 @@ def _placement(model: Model, file: ModelFile, cache: Path | None) -> str:
     where = model.folder(cache) / file.name
     if file.bundled is not None:
         return f"copy {file.bundled} to {where}"
-    check = f"sha256 {file.sha256}" if file.sha256 else "sha256 not verified by the catalogue"
+    if file.sha256:
+        check = f"sha256 {file.sha256}"
+    elif file.sha256_prefix:
+        check = f"sha256 starting {file.sha256_prefix}"
+    else:
+        check = "sha256 not verified by the catalogue"
     return f"download {file.url} to {where} ({check})"
 
 
