@@ -16,6 +16,8 @@ PAD_PX = 8
 TEXT_RGBA = (235, 235, 235, 255)
 WARN_RGBA = (255, 120, 90, 255)
 BACK_RGBA = (0, 0, 0, 150)
+#: A problem takes at most this many lines (what to do is often at its end).
+WARN_LINES = 3
 
 
 class Hud:
@@ -38,12 +40,15 @@ class Hud:
 
         Args:
             lines: status lines.
-            warnings: problems (long ones are cut to fit `max_width_px`).
+            warnings: problems (long ones wrap onto up to WARN_LINES lines, the last
+                cut to fit `max_width_px`).
             max_width_px: the window width.
         Thread: main.
         """
-        rows = [(line, TEXT_RGBA) for line in lines] + [(w, WARN_RGBA) for w in warnings]
-        rows = [(self._fit(text, max_width_px - 2 * PAD_PX), rgba) for text, rgba in rows]
+        room_px = max_width_px - 2 * PAD_PX
+        rows = [(self._fit(line, room_px), TEXT_RGBA) for line in lines]
+        for warning in warnings:
+            rows += [(text, WARN_RGBA) for text in self._wrap(warning, room_px)]
         width = max((int(self.font.getlength(text)) for text, _ in rows), default=0) + 2 * PAD_PX
         height = len(rows) * LINE_PX + 2 * PAD_PX
         image = Image.new("RGBA", (max(width, 1), height), BACK_RGBA)
@@ -66,6 +71,27 @@ class Hud:
     def _fit(self, text: str, width_px: int) -> str:
         if self.font.getlength(text) <= width_px:
             return text
-        while text and self.font.getlength(text + "…") > width_px:
-            text = text[:-1]
-        return text + "…"
+        return text[: self._chars_fitting(text, width_px, "…")] + "…"
+
+    def _wrap(self, text: str, width_px: int) -> list[str]:
+        """`text` over at most WARN_LINES lines, broken at spaces where possible."""
+        out = []
+        while text and len(out) < WARN_LINES - 1 and self.font.getlength(text) > width_px:
+            cut = self._chars_fitting(text, width_px, "")
+            space = text.rfind(" ", 0, cut + 1)
+            cut = space if space > cut // 2 else cut
+            out.append(text[:cut])
+            text = "  " + text[cut:].lstrip()
+        out.append(self._fit(text, width_px))
+        return out
+
+    def _chars_fitting(self, text: str, width_px: int, suffix: str) -> int:
+        # Bisect on the length: a long message measured char by char took 0.4 s.
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.font.getlength(text[:mid] + suffix) <= width_px:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
