@@ -30,10 +30,13 @@ examples:
   run_show.py learn shows/vj.toml --target gen.zoom   move a MIDI control to map it
   run_show.py models list                          the model catalogue and the cache
   run_show.py models pull biggan-deep-128          download weights (sha256-checked)
+  run_show.py models pull tv-googlenet             DeepDream's network (shows/dream.toml)
+  run_show.py shows/prompt.toml                    CLIP steers the picture to text prompts
 
 A show is a TOML file (shows/); its mapping files (mappings/) route signals such as
-osc:/fader/1, lfo:slow or time onto targets such as latent.speed or
-shader.kaleido.segments. Mapping files and shaders reload when saved.
+osc:/fader/1, lfo:slow, clip:face or time onto targets such as latent.speed,
+dream.strength, clip.forest.weight or shader.kaleido.segments. Mapping files and
+shaders reload when saved.
 """
 
 
