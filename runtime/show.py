@@ -99,6 +99,8 @@ class ClipConfig:
         osc: the OSC address whose string argument sets a prompt (`/prompt "text"`
             sets the first prompt, `/prompt/NAME "text"` sets or adds NAME).
         steer: run the steering worker (False: only the `clip:` signals).
+        shared: StyleGAN: one offset for every layer (steering in w, nearer the
+            generator's manifold) instead of one per layer (w+, freer).
         cutouts: random crops per steering step (Big Sleep's augmentation).
         steps_per_frame: steering steps per frame offline, and the live pace (this
             many per frame at the show's fps, or fewer when the machine is slower).
@@ -118,6 +120,7 @@ class ClipConfig:
     prompts: dict[str, str]
     osc: str = "/prompt"
     steer: bool = True
+    shared: bool = False
     cutouts: int = 8
     steps_per_frame: int = 1
     glide_s: float = 0.5
@@ -340,6 +343,7 @@ def _clip(t: Table, base: Path) -> ClipConfig:
         prompts=prompts,
         osc=osc.rstrip("/"),
         steer=t.take("steer", bool, True),
+        shared=t.take("shared", bool, False),
         cutouts=t.take("cutouts", int, 8, check=in_range(1, 64)),
         steps_per_frame=t.take("steps_per_frame", int, 1, check=in_range(1, 50)),
         glide_s=t.take("glide_s", float, 0.5, check=in_range(0.0, 30.0)),

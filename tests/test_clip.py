@@ -304,3 +304,20 @@ def test_bad_clip_tables_name_the_key(clip_files, tmp_path):
     path.write_text(path.read_text().replace("cutout = 4", "").replace(f'"{CITY}"', '""'))
     with pytest.raises(ConfigError, match=r"'city'.*expected the prompt's text"):
         load_show(path)
+
+
+def test_shared_steers_stylegan_in_w(clip_files, tmp_path, tmp_path_factory, fixtures_dir):
+    """`shared = true`: one offset for every StyleGAN layer, and it still climbs."""
+    case = FAMILIES["sg2"](tmp_path_factory, fixtures_dir)
+    config = load_show(write_show(tmp_path, clip_files, clip="shared = true")).clip
+    clip = ClipModel(config, torch.device("cpu"))
+    book = PromptBook({"forest": FOREST}, address="/prompt")
+    book.refresh(clip)
+    steering = Steering(clip, book, case.gen, config, fps=10, offline=True, seed=1)
+    before = measured_similarity(steering, case.params, None)
+    for i in range(16):
+        steering.step(case.params, i)
+    result = steering._result
+    assert result.shape == case.shape and steering._offset.shape == (1, case.shape[1])
+    assert torch.equal(result, result[:1].expand_as(result))  # the same row on every layer
+    assert measured_similarity(steering, case.params, result) > before + 0.02

@@ -180,8 +180,10 @@ class Steering:
         if target is None:
             return None
         latent = self.generator.steer_latent(params)  # (...) the walk's own
-        if self._offset is None or self._offset.shape != latent.shape:
-            self._offset = torch.zeros_like(latent, requires_grad=True)
+        # StyleGAN's (layers, w_dim) latent with `shared`: one row for every layer (w).
+        shape = (1, latent.shape[1]) if self.config.shared and latent.dim() == 2 else latent.shape
+        if self._offset is None or self._offset.shape != shape:
+            self._offset = torch.zeros(shape, device=latent.device, requires_grad=True)
             self._optimiser = torch.optim.Adam([self._offset])
         assert self._optimiser is not None
         rms = float(latent.pow(2).mean().sqrt()) or 1.0
@@ -203,7 +205,7 @@ class Steering:
         if lr > 0.0:
             self._optimiser.step()
         with self._cond:
-            self._result = self._offset.detach().clone()
+            self._result = self._offset.detach().expand(latent.shape).clone()
         self.steps += 1
         self.similarity = float(similarity.detach())
         self._stamps.append(time.perf_counter())
