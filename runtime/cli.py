@@ -22,6 +22,9 @@ examples:
   run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
   run_show.py shows/demo.toml --headless --frames 30 --out frames/
   run_show.py check shows/demo.toml                validate show, mappings, shaders
+  run_show.py supervise shows/installation.toml --fullscreen --no-hud
+                                                   restart it on crashes and hangs
+  run_show.py status shows/installation.toml       a running show's health as JSON
   run_show.py signals shows/demo.toml              what can be mapped from
   run_show.py targets shows/demo.toml              what can be mapped to
   run_show.py bench                                measure the loop and generator
@@ -48,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    parser.add_argument(
-        "--log", type=Path, metavar="FILE", help="also write the log to FILE (rotated at 10 MB)"
-    )
+    _log_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     play = sub.add_parser(
@@ -60,15 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Play a show in a window, or render it without a display.",
     )
     play.add_argument("show", type=Path, help="the show's TOML file")
-    play.add_argument("--fullscreen", action="store_true", help="fill a monitor, cursor hidden")
-    play.add_argument(
-        "--monitor",
-        type=int,
-        metavar="N",
-        help="monitor for --fullscreen (`run_show.py devices` lists them)",
-    )
+    _window_options(play)
     play.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
-    play.add_argument("--no-hud", action="store_true", help="start with the HUD hidden")
     play.add_argument(
         "--headless",
         action="store_true",
@@ -94,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "show's [inputs.audio] file)",
     )
     play.set_defaults(func=cmd_play)
+    _supervise_parser(sub)
 
     for name, helptext, func in (
         ("check", "validate a show, its mapping files and shaders without playing", cmd_check),
@@ -120,7 +114,128 @@ def build_parser() -> argparse.ArgumentParser:
     _models_parser(sub)
     _midi_parsers(sub)
     _audio_parser(sub)
+    # -v and --log also after the command: `run_show.py play SHOW --log FILE`.
+    for command in sub.choices.values():
+        _log_options(command, after_command=True)
     return parser
+
+
+def _log_options(p: argparse.ArgumentParser, *, after_command: bool) -> None:
+    # After the command they default to nothing (SUPPRESS), so that leaving them out
+    # there does not undo the same options given before the command.
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if after_command else False,
+        help="log debug detail",
+    )
+    p.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS if after_command else None,
+        help="also write the log to FILE (rotated at 10 MB)",
+    )
+
+
+def _window_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fullscreen", action="store_true", help="fill a monitor, cursor hidden")
+    p.add_argument(
+        "--monitor",
+        type=int,
+        metavar="N",
+        help="monitor for --fullscreen (`run_show.py devices` lists them); a missing one "
+        "plays on the primary monitor until it is connected",
+    )
+    p.add_argument("--no-hud", action="store_true", help="start with the HUD hidden")
+
+
+def _supervise_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "supervise",
+        help="play a show in a child process, restarting it when it crashes or hangs",
+        description="Run `run_show.py play SHOW` as a child and keep it running: a child "
+        "that exits or crashes is started again, one whose frame loop stops beating for "
+        "--hang-s seconds is killed and started again, a child that fails soon after "
+        "starting waits 1, 2, 4 ... 60 s first, and each crash is appended to the crash "
+        "log. SIGTERM (or Ctrl-C) stops the show and the supervisor, exit status 0. For "
+        "machines without systemd (docs/INSTALLATION.md).",
+    )
+    p.add_argument("show", type=Path, help="the show's TOML file")
+    _window_options(p)
+    p.add_argument(
+        "--hang-s",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="kill a show whose frame loop is stuck this long (default 5)",
+    )
+    p.add_argument(
+        "--start-s",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="kill a show that has not shown its first frame after this long (default 300)",
+    )
+    p.add_argument(
+        "--crash-log",
+        type=Path,
+        metavar="FILE",
+        help="append crashes here (default: SHOW-crashes.log beside --log, else beside the show)",
+    )
+    p.set_defaults(func=cmd_supervise)
+    status = sub.add_parser(
+        "status",
+        help="ask a running show for its health (its [health] table)",
+        description="Print a running show's health JSON, read from the address in its "
+        "[health] table. Exit status 0: healthy; 1: unhealthy or not answering.",
+    )
+    status.add_argument("show", type=Path, help="the show's TOML file")
+    status.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (5)"
+    )
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    """Supervise a show. Thread: main."""
+    from runtime.show import load_show
+    from runtime.supervise import Supervisor, default_crash_log
+
+    load_show(args.show)  # a mistake in the show is reported now, not restarted forever
+    play_args = ["--fullscreen"] if args.fullscreen else []
+    play_args += ["--monitor", str(args.monitor)] if args.monitor is not None else []
+    play_args += ["--no-hud"] if args.no_hud else []
+    crash_log = args.crash_log or default_crash_log(args.show, args.log)
+    supervisor = Supervisor(
+        args.show,
+        play_args,
+        hang_s=args.hang_s,
+        start_s=args.start_s,
+        crash_log=crash_log,
+        verbose=args.verbose,
+    )
+    log.info("supervising %s; crashes go to %s", args.show, crash_log)
+    return supervisor.run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a running show's health. Thread: main."""
+    import json
+
+    from runtime.health import fetch
+    from runtime.show import load_show
+
+    show = load_show(args.show)
+    if show.health is None:
+        raise ShowError(f"{args.show}: no [health] table, so the show serves no health")
+    served = fetch(show.health, timeout_s=args.timeout)
+    print(json.dumps(served, indent=2))
+    if not served["healthy"]:
+        print(f"unhealthy: {'; '.join(served['problems_now'])}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _audio_parser(sub: argparse._SubParsersAction) -> None:
@@ -332,26 +447,42 @@ def cmd_hands_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_word(argv: list[str]) -> int | None:
+    """The index of the first argument that is neither an option nor --log's FILE."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-") and (i == 0 or argv[i - 1] != "--log"):
+            return i
+    return None
+
+
+class _Formatter(logging.Formatter):
+    """The log's format, except for lines relayed from a supervised show, which
+    carry their own time and level already."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "relayed", False):
+            return record.getMessage()
+        return super().format(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; returns the process exit status. Thread: main."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     # A bare show path means "play": `run_show.py shows/demo.toml`.
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is not None and first not in commands:
-        argv.insert(argv.index(first), "play")
+    first = _first_word(argv)
+    if first is not None and argv[first] not in commands:
+        argv.insert(first, "play")
     args = parser.parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if args.log:
         # Months of unattended running: rotate at 10 MB, keep five old logs.
         handlers.append(RotatingFileHandler(args.log, maxBytes=10_000_000, backupCount=5))
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=handlers,
-    )
+    formatter = _Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=handlers)
     if args.command is None:
         parser.print_help()
         return 2

@@ -3,6 +3,11 @@
 Each filter takes (value, dt_s) per step and keeps its own state. Values may be
 floats or numpy arrays (filtered element by element, e.g. 21 hand landmarks at
 once); torch-free, so inputs can use them in their own threads.
+
+A filter's state is always finite: a sample that is not (NaN or +-inf anywhere in
+it) is not taken in, the previous output is returned instead (the sample itself
+when there is none yet), and a state that overflows on huge finite samples starts
+again from the sample. A show running for months never keeps a poisoned state.
 """
 
 from __future__ import annotations
@@ -13,6 +18,13 @@ from typing import TypeVar
 import numpy as np
 
 Value = TypeVar("Value", float, np.ndarray)
+
+
+def is_finite(value: float | np.ndarray) -> bool:
+    """True when `value` (a float, or every element of an array) is finite. Thread: any."""
+    if isinstance(value, np.ndarray):
+        return bool(np.isfinite(value).all())
+    return math.isfinite(value)
 
 
 def smoothing_alpha(cutoff_hz: Value, dt_s: float) -> Value:
@@ -67,19 +79,30 @@ class OneEuro:
             dt_s: seconds since the previous sample; at 0 or below the previous
                 output is returned unchanged.
         Returns:
-            The filtered value, a new object (arrays are never shared with the state).
+            The filtered value, a new object (arrays are never shared with the state);
+            the previous output when `x` is not finite (`x` itself before the first
+            finite sample).
         Thread: owner.
         """
+        if not is_finite(x):
+            return _copy(x) if self._x is None else _copy(self._x)
         if self._x is None:
-            self._x = np.array(x, dtype=np.float64) if isinstance(x, np.ndarray) else float(x)
+            self._start(x)
             return _copy(self._x)
-        if dt_s <= 0.0:
+        if not dt_s > 0.0:  # a NaN step too
             return _copy(self._x)
-        dx = (x - self._x) / dt_s
-        self._dx = self._dx + smoothing_alpha(self.d_cutoff_hz, dt_s) * (dx - self._dx)
-        cutoff_hz = self.min_cutoff_hz + self.beta * abs(self._dx)
-        self._x = self._x + smoothing_alpha(cutoff_hz, dt_s) * (x - self._x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            dx = (x - self._x) / dt_s
+            self._dx = self._dx + smoothing_alpha(self.d_cutoff_hz, dt_s) * (dx - self._dx)
+            cutoff_hz = self.min_cutoff_hz + self.beta * abs(self._dx)
+            self._x = self._x + smoothing_alpha(cutoff_hz, dt_s) * (x - self._x)
+        if not (is_finite(self._x) and is_finite(self._dx)):
+            self._start(x)  # overflowed on huge samples: start again from this one
         return _copy(self._x)
+
+    def _start(self, x: Value) -> None:
+        self._x = np.array(x, dtype=np.float64) if isinstance(x, np.ndarray) else float(x)
+        self._dx = 0.0
 
 
 def _copy(value: Value) -> Value:
@@ -99,9 +122,21 @@ class Envelope:
         self._y = 0.0
 
     def __call__(self, x: float, dt_s: float) -> float:
-        """Follow one sample. Thread: owner."""
+        """Follow one sample.
+
+        Args:
+            x: the sample.
+            dt_s: seconds since the previous one.
+        Returns:
+            The envelope; unchanged when `x` is not finite.
+        Thread: owner.
+        """
+        if not math.isfinite(x):
+            return self._y
         tau_s = self.attack_s if x > self._y else self.release_s
         self._y += (x - self._y) * (1.0 - math.exp(-dt_s / tau_s)) if tau_s > 0 else x - self._y
+        if not math.isfinite(self._y):
+            self._y = x  # overflowed on huge samples: start again from this one
         return self._y
 
 
@@ -116,9 +151,22 @@ class Smooth:
         self._y: float | None = None
 
     def __call__(self, x: float, dt_s: float) -> float:
-        """Smooth one sample. Thread: owner."""
+        """Smooth one sample.
+
+        Args:
+            x: the sample.
+            dt_s: seconds since the previous one.
+        Returns:
+            The smoothed value: the previous one when `x` is not finite (`x` itself
+            before the first finite sample).
+        Thread: owner.
+        """
+        if not math.isfinite(x):
+            return x if self._y is None else self._y
         if self._y is None:
             self._y = x
         else:
             self._y += (x - self._y) * (1.0 - math.exp(-dt_s / self.tau_s))
+            if not math.isfinite(self._y):
+                self._y = x  # overflowed on huge samples: start again from this one
         return self._y

@@ -2,7 +2,8 @@
 generator) and offline (frame-exact, t = frame / fps, as fast as it goes).
 
 Both report frame time p50/p99, late frames and generator fps: on the HUD, in the
-log every ten seconds, and in the summary at the end.
+log every ten seconds, and in the summary at the end. Both stop gracefully on
+SIGTERM, SIGINT and SIGHUP (runtime/shutdown.py): a flag read once per frame.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import moderngl
 import numpy as np
 import torch
 
 from runtime.generators.base import Params
+from runtime.health import HealthServer, Vitals
+from runtime.notify import BEAT_S, Lifeline
 from runtime.player import Player
+from runtime.render.compositor import Compositor
 from runtime.render.headless import headless_context
 from runtime.render.recorder import open_recorder
+from runtime.schedule import Clock, Fade, OpeningHours
 from runtime.show import Show
+from runtime.shutdown import StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,9 @@ DEFAULT_FRAMES = 300
 RELOAD_EVERY_S = 0.5
 HUD_EVERY_S = 0.25
 LOG_EVERY_S = 10.0
+HEALTH_EVERY_S = 0.5
+#: Closed and dark, the loop draws black this often (it still beats and polls events).
+REST_FRAME_S = 0.1
 
 
 @dataclass
@@ -90,87 +100,176 @@ def play_live(
     monitor: int | None = None,
     duration_s: float | None = None,
     hud: bool = True,
+    clock: Clock = time.time,
 ) -> FrameStats:
-    """Play a show in a window until the performer quits (Esc or q).
+    """Play a show in a window until the performer quits (Esc or q) or a stop signal
+    (SIGTERM, SIGINT, SIGHUP) arrives; either way inputs are closed and the
+    statistics logged.
+
+    While it plays, it beats for a supervisor and systemd (runtime/notify.py),
+    follows the show's opening hours (runtime/schedule.py) and serves its health
+    (runtime/health.py), each a few times a second rather than every frame.
 
     Args:
         show: the show.
         fullscreen, monitor: override the show's `[output]`.
         duration_s: stop after this long (for rehearsals and tests).
         hud: start with the HUD shown (h toggles it).
+        clock: the wall clock the opening hours read (an aware datetime or a UTC
+            timestamp); tests inject one.
     Returns:
-        The frame statistics.
+        The frame statistics (frames while closed and dark are not counted).
     Raises:
-        OutputError: no display or no such monitor.
+        OutputError: no display.
         ConfigError / ShaderError: the show cannot start.
     Thread: main.
     """
     from runtime.render.hud import Hud
     from runtime.render.window import Window
 
-    out = show.output
-    window = Window(
-        f"latentstage: {show.name}",
-        out.size_px,
-        fullscreen=out.fullscreen if fullscreen is None else fullscreen,
-        monitor=out.monitor if monitor is None else monitor,
-        vsync=out.vsync,
-    )
-    player = Player(show, window.ctx, offline=False)
-    overlay = Hud(window.ctx)
-    # Input threads wait for the GIL while the frame loop runs Python: hand it over
-    # every millisecond (default 5) so an OSC or MIDI message reaches the bus sooner.
-    sys.setswitchinterval(0.001)
-    # Leave a core to the frame loop and the GL driver: torch's pool on every core
-    # (the generator, neural stages, CLIP) would take turns with the loop's own work.
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    budget_s = 1.0 / out.fps
-    stats = FrameStats(budget_ms=budget_s * 1000.0)
-    player.start()
-    start = time.perf_counter()
-    deadline = start
-    last_t = 0.0
-    next_reload = next_hud = 0.0
-    next_log = LOG_EVERY_S
-    frame = 0
-    try:
-        while not window.should_close():
-            begin = time.perf_counter()
-            t_s = begin - start
-            player.step_live(frame, t_s, t_s - last_t if frame else budget_s)
-            last_t = t_s
-            window_px = window.framebuffer_px
-            player.compositor.present(window.ctx.screen, window_px)
-            if t_s >= next_reload:
-                next_reload = t_s + RELOAD_EVERY_S
-                player.reload_if_changed()
-            if hud != window.show_hud_toggled:
-                if t_s >= next_hud:
-                    next_hud = t_s + HUD_EVERY_S
-                    overlay.update(
-                        _hud_lines(player, stats, out.fps), player.problems(), window_px[0]
-                    )
-                player.compositor.draw_overlay(overlay.texture, overlay.viewport(window_px))
-            window.swap()
-            end = time.perf_counter()
-            deadline += budget_s
-            late = end > deadline
-            stats.record((end - begin) * 1000.0, late)
-            if late:
-                deadline = end  # resync: never try to catch up with a burst of frames
-            else:
-                time.sleep(deadline - end)
-            if t_s >= next_log:
-                next_log = t_s + LOG_EVERY_S
-                log.info("%s | %s", stats.line(), generator_line(player))
-            frame += 1
-            if duration_s is not None and t_s >= duration_s:
-                break
-    finally:
-        player.stop()
-        window.close()
+    # Handlers first: a stop signal while a model loads ends the show at its first frame.
+    with StopFlag() as stop:
+        out = show.output
+        window = Window(
+            f"latentstage: {show.name}",
+            out.size_px,
+            fullscreen=out.fullscreen if fullscreen is None else fullscreen,
+            monitor=out.monitor if monitor is None else monitor,
+            vsync=out.vsync,
+        )
+        player = Player(show, window.ctx, offline=False)
+        overlay = Hud(window.ctx)
+        shade = _Shade(window.ctx)
+        # Input threads wait for the GIL while the frame loop runs Python: hand it over
+        # every millisecond (default 5) so an OSC or MIDI message reaches the bus sooner.
+        sys.setswitchinterval(0.001)
+        # Leave a core to the frame loop and the GL driver: torch's pool on every core
+        # (the generator, neural stages, CLIP) would take turns with the loop's own work.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        budget_s = 1.0 / out.fps
+        stats = FrameStats(budget_ms=budget_s * 1000.0)
+        lifeline = Lifeline()
+        fade = Fade(OpeningHours(show.schedule, clock)) if show.schedule else None
+        vitals = Vitals(player, stats)
+        health = _health_server(show)
+        player.start()
+        start = time.perf_counter()
+        deadline = start
+        last_t = 0.0
+        next_reload = next_hud = next_beat = next_health = 0.0
+        next_log = LOG_EVERY_S
+        frame = 0
+        try:
+            while not (window.should_close() or stop.requested):
+                begin = time.perf_counter()
+                t_s = begin - start
+                dt_s = t_s - last_t if frame else budget_s
+                last_t = t_s
+                level = 1.0 if fade is None else fade.update(t_s)
+                resting = fade is not None and fade.resting
+                window_px = window.framebuffer_px
+                if resting:
+                    # Closed and dark: keep the bus drained and the feeds in step, but
+                    # post nothing to the generator (or CLIP), so the GPU cools.
+                    player.map(frame, t_s, dt_s)
+                    window.clear()
+                else:
+                    player.step_live(frame, t_s, dt_s)
+                    player.compositor.present(window.ctx.screen, window_px)
+                    if level < 1.0:
+                        shade.draw(player.compositor, level, window_px)
+                if t_s >= next_reload:
+                    next_reload = t_s + RELOAD_EVERY_S
+                    player.reload_if_changed()
+                if hud != window.show_hud_toggled:
+                    if t_s >= next_hud:
+                        next_hud = t_s + HUD_EVERY_S
+                        overlay.update(
+                            _hud_lines(player, stats, out.fps), player.problems(), window_px[0]
+                        )
+                    player.compositor.draw_overlay(overlay.texture, overlay.viewport(window_px))
+                window.swap()
+                end = time.perf_counter()
+                if t_s >= next_beat:
+                    # After the swap: the first beat means "first frame presented".
+                    next_beat = t_s + BEAT_S
+                    lifeline.alive()
+                    if lifeline.supervisor_gone:
+                        stop.request("the supervisor is gone")
+                    if health is not None and t_s >= next_health:
+                        next_health = t_s + HEALTH_EVERY_S
+                        health.publish(
+                            vitals.report(
+                                schedule=fade.state if fade else None, monitor=window.on_monitor
+                            )
+                        )
+                if resting:
+                    # A few black frames a second keep the window and the beats alive.
+                    time.sleep(max(REST_FRAME_S - (end - begin), 0.0))
+                    deadline = time.perf_counter()
+                else:
+                    deadline += budget_s
+                    late = end > deadline
+                    stats.record((end - begin) * 1000.0, late)
+                    if late:
+                        deadline = end  # resync: never try to catch up with a burst of frames
+                    else:
+                        time.sleep(deadline - end)
+                if t_s >= next_log:
+                    next_log = t_s + LOG_EVERY_S
+                    state = f"{fade.state} | " if fade else ""
+                    log.info("%s%s | %s", state, stats.line(), generator_line(player))
+                    lifeline.status(f"{state}{stats.line()}")
+                frame += 1
+                if duration_s is not None and t_s >= duration_s:
+                    break
+        finally:
+            if stop.requested:
+                log.info("stopping: %s", stop.reason)
+            lifeline.stopping()
+            if health is not None:
+                health.close()
+            player.stop()
+            shade.release()
+            window.close()
     log.info("played %d frames: %s | %s", stats.frames, stats.line(), generator_line(player))
     return stats
+
+
+class _Shade:
+    """Black over the picture, for the fades into and out of closed hours: a 1x1
+    texture whose alpha is rewritten only when it changes."""
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.texture = ctx.texture((1, 1), 4, data=bytes(4))
+        self._alpha = 0
+
+    def draw(self, compositor: Compositor, level: float, window_px: tuple[int, int]) -> None:
+        alpha = round((1.0 - level) * 255.0)
+        if alpha != self._alpha:
+            self._alpha = alpha
+            self.texture.write(bytes((0, 0, 0, alpha)))
+        compositor.draw_overlay(self.texture, (0, 0, *window_px))
+
+    def release(self) -> None:
+        self.texture.release()
+
+
+def _health_server(show: Show) -> HealthServer | None:
+    """The show's health endpoint, or None; a port in use is logged, not fatal: the
+    show must play on."""
+    if show.health is None:
+        return None
+    try:
+        return HealthServer(show.health)
+    except OSError as exc:
+        log.error(
+            "no health endpoint on %s:%d (%s); the show plays without it",
+            show.health.host,
+            show.health.port,
+            exc.strerror or exc,
+        )
+        return None
 
 
 def _hud_lines(player: Player, stats: FrameStats, fps: float) -> list[str]:
@@ -180,6 +279,10 @@ def _hud_lines(player: Player, stats: FrameStats, fps: float) -> list[str]:
         generator_line(player),
     ]
     lines.extend(source.status() for source in player.inputs)
+    rejected = player.bus.rejected()
+    if rejected:
+        counts = ", ".join(f"{source} {count}" for source, count in sorted(rejected.items()))
+        lines.append(f"rejected non-finite: {counts}")
     if player.clip is not None:
         lines.extend(player.clip.status())
     return lines
@@ -196,6 +299,9 @@ def render_offline(
     A show with an audio file (`[inputs.audio] file`) is a music video: by default
     the render lasts as long as the file and the video carries it as soundtrack.
 
+    A stop signal (SIGTERM, SIGINT, SIGHUP) ends the render early with a playable
+    file (or folder) holding the frames so far.
+
     Args:
         show: the show.
         frames: how many frames; None: the soundtrack's length (300 without one).
@@ -203,11 +309,27 @@ def render_offline(
         audio: an audio file to mux into a video; None: the show's soundtrack.
         progress: show a progress bar.
     Returns:
-        The frame statistics (work per frame, excluding nothing: offline has no wait).
+        The frame statistics (work per frame, excluding nothing: offline has no wait);
+        `frames` is the number written.
     Raises:
         OutputError: no EGL, or `out` cannot be written.
     Thread: main.
     """
+    with StopFlag() as stop:
+        stats = _render(show, frames=frames, out=out, audio=audio, progress=progress, stop=stop)
+    return stats
+
+
+def _render(
+    show: Show,
+    *,
+    frames: int | None,
+    out: Path,
+    audio: Path | None,
+    progress: bool,
+    stop: StopFlag,
+) -> FrameStats:
+    """render_offline's work, stopping early when `stop` is set. Thread: main."""
     from tqdm import tqdm
 
     ctx = headless_context()
@@ -226,6 +348,15 @@ def render_offline(
     try:
         pending: dict[str, float] | None = None
         for frame in range(frames + 1):
+            if stop.requested:
+                log.warning(
+                    "render stopped by %s after %d of %d frames; %s keeps them",
+                    stop.reason,
+                    stats.frames,
+                    frames,
+                    out,
+                )
+                break
             begin = time.perf_counter()
             if frame < frames:
                 values = player.map(frame, frame * dt_s, dt_s)
@@ -250,7 +381,7 @@ def render_offline(
         log.warning("%s", problem)
     log.info(
         "rendered %d frames to %s: %s | generator %s",
-        frames,
+        stats.frames,
         out,
         stats.line(),
         f"{player.worker.fps():.1f} fps",

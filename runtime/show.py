@@ -12,6 +12,8 @@ mapping files and the shader passes.
     [[effects]]  shader, name
     [clip]       model, pretrained or weights, prompts, ...: CLIP steers the
                  generator towards text prompts and reads the picture as signals
+    [schedule]   days, open, close, time_zone, fade_s: opening hours (live only)
+    [health]     port, host: a JSON health endpoint (live only)
 
 Relative paths resolve against the show file's folder. A shader is a name found in
 the project's shaders/ folder (`kaleido` -> shaders/kaleido.glsl) or a path ending
@@ -21,7 +23,9 @@ expected; unknown keys are errors.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,9 @@ NEURAL_KINDS = ("dream", "style")
 # In the order their frame feeds step: the clock after MIDI and audio.
 INPUT_KINDS = ("osc", "midi", "audio", "clock", "hands")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME_RE = re.compile(r"^(\d\d):(\d\d)(?::(\d\d))?$")
+DAY_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,41 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """The `[schedule]` table: opening hours. Outside them the picture fades to black
+    and the generator rests (runtime/schedule.py).
+
+    Attributes:
+        days: the weekdays the show opens, 0 = Monday.
+        open_s: opening, in seconds after local midnight.
+        close_s: closing, in seconds after local midnight (86400 for "24:00"); below
+            `open_s`, it is on the next day (open 18:00, close 02:00).
+        zone: the time zone the times are in (daylight saving included).
+        fade_s: how long the fade to black (and back) takes.
+    """
+
+    days: frozenset[int]
+    open_s: int
+    close_s: int
+    zone: zoneinfo.ZoneInfo
+    fade_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """The `[health]` table: an HTTP endpoint answering GET with the show's health
+    as JSON (runtime/health.py).
+
+    Attributes:
+        port: the TCP port.
+        host: the address to listen on ("0.0.0.0": every interface).
+    """
+
+    port: int
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class EffectConfig:
     """One `[[effects]]` pass: its target prefix name and its shader file."""
 
@@ -175,6 +217,8 @@ class Show:
         clip: the `[clip]` table, or None.
         effects: shader passes, in order.
         inputs: the `[inputs.*]` tables by input kind, read strictly by their modules.
+        schedule: the `[schedule]` table, or None (open all the time).
+        health: the `[health]` table, or None (no endpoint).
     """
 
     path: Path
@@ -187,6 +231,8 @@ class Show:
     neural: tuple[NeuralConfig, ...] = ()
     clip: ClipConfig | None = None
     inputs: dict[str, Table] = field(default_factory=dict)
+    schedule: ScheduleConfig | None = None
+    health: HealthConfig | None = None
 
     @property
     def folder(self) -> Path:
@@ -239,6 +285,8 @@ def load_show(path: str | Path) -> Show:
     neural = _neural(top, base)
     clip = _clip(top.take_table("clip"), base) if "clip" in data else None
     effects = _effects(top, base)
+    schedule = _schedule(top.take_table("schedule")) if "schedule" in data else None
+    health = _health(top.take_table("health")) if "health" in data else None
     top.finish()
     return Show(
         path=path,
@@ -251,6 +299,8 @@ def load_show(path: str | Path) -> Show:
         neural=neural,
         clip=clip,
         inputs=inputs,
+        schedule=schedule,
+        health=health,
     )
 
 
@@ -394,6 +444,67 @@ def _output(t: Table) -> OutputConfig:
     )
     t.finish()
     return out
+
+
+def _schedule(t: Table) -> ScheduleConfig:
+    days = t.take("days", list, list(WEEKDAYS), check=_weekdays)
+    open_s = _time_of_day(t, "open", latest_s=DAY_S - 1)
+    close_s = _time_of_day(t, "close", latest_s=DAY_S)
+    if open_s == close_s:
+        raise t.error(
+            "close",
+            "opens and closes at the same time; to play around the clock leave out [schedule]",
+        )
+    name = t.take("time_zone", str)
+    try:
+        zone = zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise t.error(
+            "time_zone",
+            f"unknown time zone {name!r}{suggest(name, zoneinfo.available_timezones())}; "
+            'expected an IANA name such as "Europe/Berlin" or "UTC"',
+        ) from None
+    fade_s = t.take("fade_s", float, ScheduleConfig.fade_s, check=in_range(0.0, 3600.0))
+    t.finish()
+    return ScheduleConfig(frozenset(WEEKDAYS.index(d) for d in days), open_s, close_s, zone, fade_s)
+
+
+def _weekdays(value: Any) -> str | None:
+    if not value:
+        return f"expected at least one weekday of {', '.join(WEEKDAYS)}"
+    for day in value:
+        if day not in WEEKDAYS:
+            hint = suggest(day, WEEKDAYS) if isinstance(day, str) else ""
+            return f"unknown weekday {day!r}{hint}; weekdays: {', '.join(WEEKDAYS)}"
+    if len(set(value)) != len(value):
+        return "a weekday is named twice"
+    return None
+
+
+def _time_of_day(t: Table, key: str, *, latest_s: int) -> int:
+    """A time of day as "HH:MM" (or "HH:MM:SS", or a TOML time) in seconds."""
+    value = t.take(key, (str, dt.time))
+    if isinstance(value, dt.time):
+        return value.hour * 3600 + value.minute * 60 + value.second
+    match = _TIME_RE.match(value)
+    seconds = None
+    if match:
+        hours, minutes, secs = (int(g or 0) for g in match.groups())
+        if minutes < 60 and secs < 60:
+            seconds = hours * 3600 + minutes * 60 + secs
+    if seconds is None or seconds > latest_s:
+        latest = "24:00" if latest_s == DAY_S else "23:59"
+        raise t.error(key, f'expected a time of day "HH:MM" from 00:00 to {latest}, got {value!r}')
+    return seconds
+
+
+def _health(t: Table) -> HealthConfig:
+    config = HealthConfig(
+        port=t.take("port", int, check=in_range(1, 65535)),
+        host=t.take("host", str, HealthConfig.host),
+    )
+    t.finish()
+    return config
 
 
 def _effects(top: Table, base: Path) -> tuple[EffectConfig, ...]:

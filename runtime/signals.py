@@ -10,11 +10,15 @@ Every `set` is also an event, so a trigger that rises and falls between two fram
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 #: Events kept between two snapshots; beyond this the oldest are dropped and counted.
 EVENT_CAPACITY = 8192
@@ -79,6 +83,11 @@ class SignalBus:
     """Thread-safe latest values plus a bounded queue of events, and a separate
     queue of texts (`texts`).
 
+    `set` is the edge every input passes, so it is where numbers that are not
+    finite (NaN, +-inf, an int too large for a float) are stopped: dropped, counted
+    per source kind (`rejected`) and logged once per source. Everything behind the
+    bus may assume finite values.
+
     Thread: `set` from any thread; `snapshot` from the frame loop only.
     """
 
@@ -89,24 +98,64 @@ class SignalBus:
         self._stamps: dict[str, float] = {}
         self._events: deque[Event] = deque(maxlen=EVENT_CAPACITY)
         self._dropped = 0
+        self._rejected: dict[str, int] = {}
 
     def set(self, name: str, value: float, t_s: float | None = None) -> None:
         """Write a signal's newest value and record it as an event.
+
+        A value that is not a finite number changes nothing: the signal keeps its
+        last value, the source kind (the part of `name` before ':') counts one more
+        rejection, and the first from each kind is logged.
 
         Args:
             name: `source:path`, e.g. "osc:/fader/1".
             value: the value; converted to float.
             t_s: when it happened (time.perf_counter seconds); now when None.
+        Raises:
+            TypeError, ValueError: `value` is not a number at all (a caller's bug,
+                not data from outside).
         Thread: any; never blocks for long (one short lock).
         """
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            self._reject(name, value)
+            return
         stamp = time.perf_counter() if t_s is None else t_s
-        event = Event(name, float(value), stamp)
+        event = Event(name, number, stamp)
         with self._lock:
             self._values[name] = event.value
             self._stamps[name] = stamp
             if len(self._events) == EVENT_CAPACITY:
                 self._dropped += 1
             self._events.append(event)
+
+    def _reject(self, name: str, value: object) -> None:
+        source = name.partition(":")[0]
+        with self._lock:
+            count = self._rejected.get(source, 0) + 1
+            self._rejected[source] = count
+        if count == 1:
+            log.warning(
+                "%s: %.40r is not a finite number; dropped, the signal keeps its last value"
+                " (further ones from '%s' are counted on the HUD)",
+                name,
+                value,
+                source,
+            )
+
+    def rejected(self) -> dict[str, int]:
+        """Values dropped by `set` for not being finite numbers, per source kind
+        ("osc", "midi", "audio", "hand", ...), since the bus was made.
+
+        Returns:
+            {source kind: count}, only kinds with at least one.
+        Thread: any.
+        """
+        with self._lock:
+            return dict(self._rejected)
 
     def get(self, name: str, default: float = 0.0) -> float:
         """The latest value of `name`, or `default` if never set. Thread: any."""

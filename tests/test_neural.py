@@ -23,7 +23,7 @@ from runtime.player import Player
 from runtime.render.headless import headless_context
 from runtime.show import load_show
 from tests.test_style import write_style, write_weights
-from tests.test_window import display, run_show  # noqa: F401  (display: a fixture)
+from xdisplay import display, run_show  # noqa: F401  (display: a fixture)
 
 pytestmark = pytest.mark.gl
 

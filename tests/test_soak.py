@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from runtime import PROJECT_ROOT
-from tests.test_window import display  # noqa: F401  (a fixture)
+from xdisplay import display  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.gl, pytest.mark.slow]
 

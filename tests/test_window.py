@@ -1,13 +1,12 @@
 """The live window under a real X server (Xvfb): plays, goes fullscreen on a chosen
-monitor filling it, quits on q, and explains a missing display or monitor."""
+monitor filling it, quits on q, explains a missing display, plays on the primary
+monitor when the chosen one is missing, and goes back to a monitor that returns."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,71 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import xdisplay
 from runtime import PROJECT_ROOT
+from xdisplay import run_show
 
 pytestmark = pytest.mark.gl
 
+display = xdisplay.display  # the Xvfb fixture
+
 SHOW = PROJECT_ROOT / "tests" / "shows" / "tiny.toml"
-
-
-@pytest.fixture(scope="module")
-def display():
-    if not shutil.which("Xvfb"):
-        pytest.skip("Xvfb is not installed (install.sh --dev installs it)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            "640x360x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    # Keep the pipe open while Xvfb runs: it may write its display number again, and
-    # a write to a closed pipe kills it.
-    number = os.read(read_fd, 16).decode().strip()
-    # Xvfb names its display before it accepts connections: wait until it does.
-    # (-noreset above: by default the server resets whenever its last client leaves,
-    # and a client arriving during the reset is turned away.)
-    deadline = time.monotonic() + 15
-    while True:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(f"/tmp/.X11-unix/X{number}")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    os.close(read_fd)
-
-
-def run_show(args: list[str], display: str | None, **kwargs) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    if display:
-        env["DISPLAY"] = display
-    return subprocess.Popen(
-        [sys.executable, "run_show.py", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
 
 
 def screenshot(display: str, path: Path) -> np.ndarray:
@@ -123,11 +66,12 @@ def test_fullscreen_fills_the_monitor_and_q_quits(display, tmp_path):
     assert proc.returncode == 0, out
 
 
-def test_no_such_monitor_is_explained(display):
-    proc = run_show([str(SHOW), "--fullscreen", "--monitor", "3"], display)
+def test_a_missing_monitor_plays_on_the_primary_one_with_a_warning(display):
+    proc = run_show([str(SHOW), "--fullscreen", "--monitor", "3", "--seconds", "1"], display)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1
-    assert "no monitor 3: 1 connected" in out
+    assert proc.returncode == 0, out
+    assert "no monitor 3: 1 connected" in out and "playing on the primary monitor" in out
+    assert "played" in out
 
 
 def test_no_display_is_explained():
@@ -135,3 +79,38 @@ def test_no_display_is_explained():
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "no display" in out and "--headless" in out
+
+
+def test_a_monitor_that_comes_back_gets_the_show_back_in_fullscreen(
+    display, monkeypatch, caplog, request
+):
+    if xdisplay.in_a_fresh_process(request):
+        return
+    import glfw
+
+    from runtime.render.window import Window
+
+    # Xvfb cannot unplug its monitor: GLFW's view of the monitors is patched for the
+    # time it is gone, and the window's own callback is called as GLFW would.
+    monkeypatch.setenv("DISPLAY", display)
+    window = Window("test", (96, 64), fullscreen=True, monitor=0, vsync=False)
+    try:
+        monitor = glfw.get_monitors()[0]
+        assert window.on_monitor == window.monitor_name == "screen"
+        # Unplugged: GLFW takes the window off the monitor and calls back.
+        glfw.set_window_monitor(window.window, None, 0, 0, 96, 64, 0)
+        with monkeypatch.context() as unplugged:
+            unplugged.setattr(glfw, "get_monitors", lambda: [])
+            unplugged.setattr(glfw, "get_primary_monitor", lambda: None)
+            window._on_monitor(monitor, glfw.DISCONNECTED)
+            window.swap()
+        assert window.on_monitor is None
+        assert "no monitor 0 (screen): 0 connected" in caplog.text
+        # Plugged in again: fullscreen on it.
+        window._on_monitor(monitor, glfw.CONNECTED)
+        window.swap()
+        assert window.on_monitor == "screen" and window.fullscreen
+        mode = glfw.get_video_mode(monitor)
+        assert glfw.get_window_size(window.window) == (mode.size.width, mode.size.height)
+    finally:
+        window.close()

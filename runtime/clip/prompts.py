@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 
 import torch
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 #: At most this many prompts: an OSC sender cannot grow the book without end.
 MAX_PROMPTS = 32
+#: Texts waiting for the CLIP thread.
+MAX_PENDING = 64
 
 
 class PromptBook:
@@ -44,7 +47,9 @@ class PromptBook:
         self.texts = dict(prompts)
         self.source = f"osc:{address}"
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, object]] = []
+        # Bounded: a flood of texts the CLIP thread cannot keep up with drops the
+        # oldest, not the memory.
+        self._pending: deque[tuple[str, object]] = deque(maxlen=MAX_PENDING)
         self._names: list[str] = []
         self._embeddings: torch.Tensor | None = None  # (N, D)
         self.version = 0
@@ -76,7 +81,8 @@ class PromptBook:
         Thread: a CLIP thread (encoding takes tens of ms on a CPU).
         """
         with self._lock:
-            pending, self._pending = self._pending, []
+            pending = list(self._pending)
+            self._pending.clear()
         changed = []
         for source, raw in pending:
             name = source[len(self.source) + 1 :] if source != self.source else None
@@ -100,7 +106,7 @@ class PromptBook:
             except UnicodeDecodeError:
                 return self._refuse(source, target, "the text is not UTF-8")
         if not isinstance(raw, str):
-            return self._refuse(source, target, f"expected text, got {type(raw).__name__}")
+            return self._refuse(source, target, "not text", f"got {type(raw).__name__}")
         text = raw.strip()
         if not text:
             return self._refuse(source, target, "the text is empty")
@@ -111,6 +117,7 @@ class PromptBook:
             return self._refuse(
                 source,
                 target,
+                "too long",
                 f"the text is {tokens} tokens, CLIP reads at most {clip.context_length}",
             )
         if target not in self.texts and len(self.texts) >= MAX_PROMPTS:
@@ -121,7 +128,7 @@ class PromptBook:
         log.info("%s", line)
         return line
 
-    def _refuse(self, source: str, target: str, why: str) -> None:
+    def _refuse(self, source: str, target: str, why: str, detail: str = "") -> None:
         self.refused += 1
         # One line per reason a second at most: a sender in a loop cannot flood the log.
         now = time.monotonic()
@@ -133,7 +140,7 @@ class PromptBook:
         log.warning(
             "prompt from %s refused: %s; prompt '%s' stays %r%s",
             source,
-            why,
+            detail or why,
             target,
             self.texts.get(target, ""),
             more,

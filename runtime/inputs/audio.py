@@ -65,6 +65,10 @@ DEFAULT_RATE_HZ = 48000.0
 CLOSE_TIMEOUT_S = 2.0
 #: Ring capacity in blocks (about 0.35 s at 512 / 48 kHz).
 RING_BLOCKS = 32
+#: A sample beyond this magnitude (after the gain; 120 dB above full scale) is not
+#: sound but a broken driver or file: it is analysed as silence. Up to here the
+#: analysis only hears a very loud sound; far beyond, its float32 spectra overflow.
+MAX_SAMPLE = 1e6
 #: File extensions a show may name (anything libsndfile reads works).
 AUDIO_FILE_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -465,6 +469,7 @@ class AudioInput:
         self._failures = 0
         self._stream_errors = 0
         self._blocks = 0
+        self.bad_blocks = 0
         self._last_values: dict[str, float] = {}
         self._banks: dict[float, Filterbanks] = {}
 
@@ -513,9 +518,10 @@ class AudioInput:
         if capture is None:
             return "audio: starting"
         state = "ended" if self._done.is_set() else f"{self.bus.get('audio:bpm'):.1f} bpm"
+        bad = f", {self.bad_blocks} bad blocks" if self.bad_blocks else ""
         return (
             f"audio: {capture.label}, block {self.config.block}, {self._blocks} blocks, "
-            f"{state}, {capture.ring.overruns} overruns, {self._stream_errors} stream errors"
+            f"{state}, {capture.ring.overruns} overruns, {self._stream_errors} stream errors{bad}"
         )
 
     def wait_done(self, timeout_s: float) -> bool:
@@ -666,6 +672,8 @@ class AudioInput:
                 continue
             if self.gain != 1.0:
                 block *= self.gain
+            if not (np.abs(block) <= MAX_SAMPLE).all():  # NaN fails the test too
+                self._silence_bad_samples(block)
             try:
                 values = analyzer.step(block).values
             except Exception as exc:  # one bad block must not end the analysis
@@ -675,6 +683,19 @@ class AudioInput:
             if self.on_block is not None:
                 self.on_block(self._blocks, values)
             self._blocks += 1
+
+    def _silence_bad_samples(self, block: np.ndarray) -> None:
+        # A NaN, inf or 1e20 sample (a broken driver, a damaged file) makes the
+        # features of the blocks around it NaN and stays in the tempo tracker's
+        # autocorrelation for good: the tempo would stop following the music.
+        self.bad_blocks += 1
+        if self.bad_blocks == 1:
+            log.warning(
+                "audio: a block holds samples that are not finite or beyond +-%g; they are"
+                " analysed as silence (further ones are counted on the HUD)",
+                MAX_SAMPLE,
+            )
+        block[~(np.abs(block) <= MAX_SAMPLE)] = 0.0
 
     def _banks_for(self, rate_hz: float) -> Filterbanks:
         if rate_hz not in self._banks:

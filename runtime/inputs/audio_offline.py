@@ -16,6 +16,7 @@ the project's .numba_cache) keeps that to the first run; CI warms it with
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import InputError
-from runtime.inputs.audio import AudioConfig
+from runtime.inputs.audio import MAX_SAMPLE, AudioConfig
 from runtime.inputs.audio_features import (
     BANDS_HZ,
     LEVELS,
@@ -36,6 +37,8 @@ from runtime.inputs.audio_features import (
     floor_amplitude,
 )
 from runtime.signals import SignalBus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def load_mono(path: Path, *, gain_db: float = 0.0) -> tuple[np.ndarray, float]:
         path: wav, flac, ogg, mp3 (anything libsndfile reads).
         gain_db: trim applied to the samples.
     Returns:
-        (y (n,) float32, sample rate in Hz).
+        (y (n,) float32, sample rate in Hz); samples that are not finite or beyond
+        MAX_SAMPLE become 0.
     Raises:
         InputError: the file cannot be read or decoded.
     Thread: any.
@@ -92,6 +96,17 @@ def load_mono(path: Path, *, gain_db: float = 0.0) -> tuple[np.ndarray, float]:
     except Exception as exc:  # libsndfile reports undecodable files in several ways
         raise InputError(f"{path}: cannot read audio ({exc})") from None
     y = data[:, :2].mean(axis=1) * np.float32(10.0 ** (gain_db / 20.0))  # (n,)
+    bad = ~(np.abs(y) <= MAX_SAMPLE)  # NaN too
+    if bad.any():
+        # librosa refuses a buffer that is not finite everywhere (ParameterError), and
+        # a sample far beyond any sound overflows the features as it does live.
+        log.warning(
+            "%s: %d samples are not finite or beyond +-%g; read as silence",
+            path,
+            int(bad.sum()),
+            MAX_SAMPLE,
+        )
+        y[bad] = 0.0
     return y.astype(np.float32), float(rate)
 
 

@@ -144,6 +144,7 @@ class RtMidiBackend:
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
         self.invalid = 0
+        self._invalid_kinds: set[str] = set()
 
     def _api_id(self) -> int:
         import rtmidi
@@ -236,14 +237,38 @@ class RtMidiBackend:
                 for port in self._ports:
                     while (got := port.midi_in.get_message()) is not None:
                         last_s = time.perf_counter()
-                        try:
-                            msg = mido.Message.from_bytes(got[0])
-                        except ValueError:
-                            self.invalid += 1
-                            continue
-                        port.callback(msg, last_s)
+                        msg = self.parse(got[0])
+                        if msg is not None:
+                            port.callback(msg, last_s)
             idle = time.perf_counter() - last_s > 1.0
             interval_s = IDLE_READ_INTERVAL_S if idle else READ_INTERVAL_S
+
+    def parse(self, data: list[int] | bytes) -> mido.Message | None:
+        """One message from the bytes rtmidi delivered, or None for garbage.
+
+        Garbage (a bad status byte, a data byte above 127, a message cut short) is
+        counted in `invalid` and the first of each kind logged; it never raises.
+
+        Args:
+            data: the message's bytes.
+        Returns:
+            The message, or None.
+        Thread: the reader (or a test).
+        """
+        try:
+            return mido.Message.from_bytes(data)
+        except Exception as exc:  # mido raises IndexError as well as ValueError for a cut message
+            self.invalid += 1
+            kind = type(exc).__name__
+            if kind not in self._invalid_kinds:
+                self._invalid_kinds.add(kind)
+                log.warning(
+                    "midi: unreadable message [%s] (%s: %s); dropped, further ones are counted",
+                    " ".join(f"{b:02x}" for b in data[:8]),
+                    kind,
+                    exc,
+                )
+            return None
 
     def _close_port(self, port: _RtPort) -> None:
         with self._lock:
@@ -523,6 +548,10 @@ class MidiInput:
             line += f"; waiting for {', '.join(waiting)}"
         if self.unplugs:
             line += f"; {self.unplugs} unplugged"
+        # Only a backend that parses bytes itself (rtmidi) has garbage to count.
+        invalid = getattr(self.backend, "invalid", 0)
+        if invalid:
+            line += f"; {invalid} unreadable"
         return line
 
     def ports(self) -> list[str]:

@@ -4,6 +4,12 @@ It reads the bus snapshot and the frame time, runs every `[[map]]` entry's stage
 sums entries that share a target, integrates rate controls (`latent.speed` into
 `latent.phase`) and glides step controls (`latent.hop`). Mapping files hot-reload: a
 bad edit is reported with its file and line and the last good mapping keeps running.
+
+Whatever comes in (NaN, +-inf, 1e308), what goes out is finite: a sample that is
+not finite is ignored (the entry holds its last output), every stage saturates
+instead of overflowing, an entry's value is kept within reach of its target's range
+before its filters (so they never wind up far beyond it), and every target's value
+is clamped to its declared range. The integrated states therefore stay finite too.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,50 +32,87 @@ log = logging.getLogger(__name__)
 #: A trigger re-arms once its value falls this far (normalised) below the threshold.
 TRIGGER_HYSTERESIS = 0.05
 
+_MAX = sys.float_info.max
+#: The largest argument of math.exp that does not overflow (log of the largest float).
+_EXP_MAX = math.log(_MAX)
+
+
+def _saturate(x: float) -> float:
+    """x with +-inf replaced by the largest finite float of that sign."""
+    return min(max(x, -_MAX), _MAX)
+
 
 def shape(spec: MapSpec, x: float) -> float:
     """The memoryless stages: normalise by `in`, invert, clamp, curve.
 
+    Unclamped values outside 0..1 go through the curves as far as floats allow and
+    saturate there; the power and log curves mirror below 0.
+
     Args:
         spec: the entry.
-        x: the combined source value.
+        x: the combined source value (+-inf is taken as the largest float).
     Returns:
-        The shaped value (0..1 when clamped).
+        The shaped value, finite (0..1 when clamped).
     Thread: any.
     """
     lo, hi = spec.in_range
-    x = (x - lo) / (hi - lo)
+    x = (x - lo) / (hi - lo)  # never NaN: the spec keeps the span finite and non-zero
     if spec.invert:
         x = 1.0 - x
-    if spec.clamp:
-        x = min(max(x, 0.0), 1.0)
+    x = min(max(x, 0.0), 1.0) if spec.clamp else _saturate(x)
     curve = spec.curve
     if curve == "linear":
         return x
     if isinstance(curve, float):
-        return math.copysign(abs(x) ** curve, x)
+        try:
+            return math.copysign(abs(x) ** curve, x)
+        except OverflowError:
+            return math.copysign(_MAX, x)
     if curve == "smoothstep":
-        return x * x * (3.0 - 2.0 * x)
-    if curve == "ease_in":
-        return x * x
-    if curve == "ease_out":
-        return 1.0 - (1.0 - x) * (1.0 - x)
-    if curve == "exp":  # slow start, fast end: for zooms and frequencies
-        return (math.exp(4.0 * x) - 1.0) / (math.exp(4.0) - 1.0)
-    return math.log1p((math.e - 1.0) * x)  # "log": fast start, slow end
+        y = x * x * (3.0 - 2.0 * x)
+    elif curve == "ease_in":
+        y = x * x
+    elif curve == "ease_out":
+        y = 1.0 - (1.0 - x) * (1.0 - x)
+    elif curve == "exp":  # slow start, fast end: for zooms and frequencies
+        y = (math.exp(min(4.0 * x, _EXP_MAX)) - 1.0) / (math.exp(4.0) - 1.0)
+    else:  # "log": fast start, slow end
+        y = math.copysign(math.log1p((math.e - 1.0) * abs(x)), x)
+    return _saturate(y)
 
 
 class _MapState:
-    """The filters and trigger memory of one entry."""
+    """The filters, trigger memory and last output of one entry.
 
-    def __init__(self, spec: MapSpec) -> None:
+    Args:
+        spec: the entry.
+        target: its target (its range bounds what the filters are fed).
+    """
+
+    def __init__(self, spec: MapSpec, target: Target) -> None:
         self.armed = True
         self.one_euro = OneEuro(*spec.one_euro) if spec.one_euro else None
         self.envelope = Envelope(*spec.envelope) if spec.envelope else None
         self.smooth = Smooth(spec.smooth_s) if spec.smooth_s else None
+        self.last: float | None = None
+        self.low, self.high = _reach(spec, target)
 
-    def step(self, spec: MapSpec, samples: list[float], dt_s: float) -> float:
+    def step(self, spec: MapSpec, samples: list[float], dt_s: float) -> float | None:
+        """Run the stages on this frame's samples.
+
+        Args:
+            spec: the entry.
+            samples: its input values this frame, oldest first (several only for a
+                trigger); those that are not finite are ignored.
+            dt_s: time since the previous frame.
+        Returns:
+            The entry's output (finite); without a finite sample a trigger does not
+            fire, any other entry gives its last output (None before its first).
+        """
+        samples = [x for x in samples if math.isfinite(x)]
         if spec.trigger is None:
+            if not samples:
+                return self.last
             y = shape(spec, samples[-1])
         else:
             fired = False
@@ -79,6 +123,9 @@ class _MapState:
                 elif not self.armed and v < spec.trigger - TRIGGER_HYSTERESIS:
                     self.armed = True
             y = 1.0 if fired else 0.0
+        # Anti-windup: an unclamped entry far beyond its target's range would leave
+        # its filters there for minutes after one huge value.
+        y = min(max(y, self.low), self.high)
         if self.one_euro:
             y = self.one_euro(y, dt_s)
         if self.envelope:
@@ -86,10 +133,40 @@ class _MapState:
         if self.smooth:
             y = self.smooth(y, dt_s)
         lo, hi = spec.out_range
-        y = lo + y * (hi - lo)
+        y = _saturate(lo + y * (hi - lo))
         if spec.quantize:
-            y = round(y / spec.quantize) * spec.quantize
+            # round(v, 0) keeps a float: round(v) would raise for an overflowed v.
+            y = _saturate(round(y / spec.quantize, 0) * spec.quantize)
+        self.last = y
         return y
+
+
+def _combine(how: str, values: list[float]) -> float:
+    """Several finite source values as one (+-inf where a sum or product overflows)."""
+    if how == "sum":
+        return sum(values)
+    if how == "product":
+        # A zero factor wins over an overflow (inf * 0 would be NaN).
+        return 0.0 if 0.0 in values else math.prod(values)
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
+    return sum(values) / len(values)
+
+
+def _reach(spec: MapSpec, target: Target) -> tuple[float, float]:
+    """The shaped values (before `out` scaling) worth feeding an entry's filters:
+    0..1, widened to whatever lands within one target span of the target's range
+    (so entries summed onto one target can still offset each other)."""
+    out_lo, out_hi = spec.out_range
+    span_out = out_hi - out_lo
+    if span_out == 0.0:
+        return 0.0, 1.0
+    span = target.hi - target.lo
+    a = _saturate((target.lo - span - out_lo) / span_out)
+    b = _saturate((target.hi + span - out_lo) / span_out)
+    return min(a, b, 0.0), max(a, b, 1.0)
 
 
 class _Glide:
@@ -131,11 +208,13 @@ class MappingEngine:
         """Every target's value for this frame, plus integrated states.
 
         Args:
-            snapshot: the bus for this frame.
+            snapshot: the bus for this frame (values that are not finite are
+                ignored: the entries they feed hold their last output).
             t_s: the frame's time.
             dt_s: time since the previous frame (1 / fps offline).
         Returns:
-            {name: value} for every target and every state (e.g. "latent.phase").
+            {name: value} for every target, within the target's [lo, hi], and every
+            state (e.g. "latent.phase"), finite.
         Thread: main.
         """
         values = {name: target.default for name, target in self.targets.items()}
@@ -148,8 +227,13 @@ class MappingEngine:
             samples = self._samples(spec, snapshot, events, t_s)
             if samples is None:
                 continue
-            mapped[spec.target] = mapped.get(spec.target, 0.0) + state.step(spec, samples, dt_s)
+            y = state.step(spec, samples, dt_s)
+            if y is not None:
+                mapped[spec.target] = mapped.get(spec.target, 0.0) + y
         values.update(mapped)
+        for name, target in self.targets.items():
+            # In this order a NaN would come out as `hi`: in range whatever happens.
+            values[name] = max(target.lo, min(target.hi, values[name]))
         for target in self._rates:
             self._integrals[target.integrates] += values[target.name] * dt_s
         for target in self._steppers:
@@ -169,7 +253,8 @@ class MappingEngine:
         self, spec: MapSpec, snapshot: Snapshot, events: dict[str, list[float]], t_s: float
     ) -> list[float] | None:
         """The entry's input values this frame, or None while no source has a value
-        yet (an untouched fader leaves its target at the `[set]` or default value)."""
+        yet (an untouched fader leaves its target at the `[set]` or default value).
+        Of several sources, only those with a finite value are combined."""
         if len(spec.sources) == 1:
             name = spec.sources[0]
             current = self._signal(name, snapshot, t_s)
@@ -181,15 +266,10 @@ class MappingEngine:
         found = [v for v in (self._signal(n, snapshot, t_s) for n in spec.sources) if v is not None]
         if not found:
             return None
-        if spec.combine == "sum":
-            return [sum(found)]
-        if spec.combine == "product":
-            return [math.prod(found)]
-        if spec.combine == "max":
-            return [max(found)]
-        if spec.combine == "min":
-            return [min(found)]
-        return [sum(found) / len(found)]
+        found = [v for v in found if math.isfinite(v)]
+        if not found:
+            return []
+        return [_saturate(_combine(spec.combine, found))]
 
     def _signal(self, name: str, snapshot: Snapshot, t_s: float) -> float | None:
         if name == "time":
@@ -232,7 +312,7 @@ class MappingEngine:
     def _carry_states(self, old: dict[tuple, _MapState], mappings: MappingSet) -> list[_MapState]:
         # An unchanged entry keeps its filter state, so a reload does not jolt it.
         return [
-            old.get(key) or _MapState(spec)
+            old.get(key) or _MapState(spec, self.targets[spec.target])
             for key, spec in zip(self._keys(mappings), mappings.maps)
         ]
 

@@ -3,7 +3,9 @@
 A mapping file holds `[lfo.NAME]` oscillators, a `[set]` table of static target
 values and `[[map]]` entries (docs/MAPPING.md). Reading checks every key and every
 name it can: targets against what the show offers, sources against known kinds and
-defined LFOs; each error names the file, the line and the key.
+defined LFOs; each error names the file, the line and the key. TOML can write
+`nan` and `inf`: every number is checked to be finite, so a mapping can never be
+the source of a value that is not.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ def _lfo(name: str, t: Table) -> Lfo:
             ),
         ),
         rate_hz=t.take("rate_hz", float, 0.1, check=_positive),
-        phase=t.take("phase", float, 0.0),
+        phase=t.take("phase", float, 0.0, check=_finite),
     )
     t.finish()
     return lfo
@@ -199,8 +201,8 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
             f"expected a number (exponent) or one of {', '.join(CURVES)}"
             f"{suggest(curve, CURVES)}; got {curve!r}",
         )
-    if isinstance(curve, float) and curve <= 0:
-        raise t.error("curve", f"an exponent must be above 0, got {curve}")
+    if isinstance(curve, float) and not (math.isfinite(curve) and curve > 0):
+        raise t.error("curve", f"an exponent must be a number above 0, got {curve}")
     spec = MapSpec(
         where=t.where().split(": ")[0],
         sources=sources,
@@ -211,7 +213,7 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
         invert=t.take("invert", bool, False),
         clamp=t.take("clamp", bool, True),
         curve=curve,
-        trigger=t.take("trigger", float, None),
+        trigger=t.take("trigger", float, None, check=_finite),
         one_euro=_sub(
             t,
             "one_euro",
@@ -275,7 +277,10 @@ def _pair(t: Table, key: str, default: tuple[float, float]) -> tuple[float, floa
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
     ):
         raise t.error(key, f"expected two numbers [lo, hi], got {value!r}")
-    return (float(value[0]), float(value[1]))
+    lo, hi = float(value[0]), float(value[1])
+    if not math.isfinite(hi - lo):
+        raise t.error(key, f"the range {value!r} is too wide: its span is beyond a float")
+    return (lo, hi)
 
 
 def _sub(t: Table, key: str, *fields: tuple[str, float, bool]) -> tuple[float, ...] | None:
@@ -295,6 +300,7 @@ def _sub(t: Table, key: str, *fields: tuple[str, float, bool]) -> tuple[float, .
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
+            or not math.isfinite(value)
             or value < 0
             or (positive and value == 0)
         ):
@@ -316,11 +322,11 @@ def _one_of(options: tuple[str, ...]):
 
 
 def _positive(value: float) -> str | None:
-    return None if value > 0 else f"expected a number above 0, got {value}"
+    return None if 0 < value < math.inf else f"expected a number above 0, got {value}"
 
 
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else f"expected 0 or more, got {value}"
+def _finite(value: float) -> str | None:
+    return None if math.isfinite(value) else f"expected a finite number, got {value}"
 
 
 def _nonempty_strings(value: list) -> str | None:

@@ -2,10 +2,16 @@
 performer, and the GL context the compositor draws with.
 
 Keys: Esc or q quits, h toggles the HUD, f toggles fullscreen.
+
+Monitors come and go over months (a projector switched off, a cable pulled): a
+fullscreen window follows the chosen monitor by its name, plays on the primary one
+while it is missing (also at start, with a warning), and goes back to it when it
+returns. GLFW's monitor callback notices; the window moves between two frames.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 
 import glfw
@@ -32,10 +38,20 @@ def monitors() -> list[str]:
     for i, monitor in enumerate(glfw.get_monitors() or []):
         mode = glfw.get_video_mode(monitor)
         lines.append(
-            f"{i}: {glfw.get_monitor_name(monitor).decode(errors='replace')} "
-            f"{mode.size.width}x{mode.size.height} @ {mode.refresh_rate} Hz"
+            f"{i}: {_name(monitor)} {mode.size.width}x{mode.size.height} @ {mode.refresh_rate} Hz"
         )
     return lines
+
+
+def _name(monitor) -> str:
+    return glfw.get_monitor_name(monitor).decode(errors="replace")
+
+
+def _same(a, b) -> bool:
+    """Whether two GLFW monitor handles are the same monitor (ctypes pointers
+    compare by object, not address)."""
+    address = ctypes.cast(a, ctypes.c_void_p).value if a else None
+    return address == (ctypes.cast(b, ctypes.c_void_p).value if b else None)
 
 
 class Window:
@@ -45,10 +61,14 @@ class Window:
         title: the window title.
         size_px: windowed size.
         fullscreen: start fullscreen on `monitor` (cursor hidden).
-        monitor: monitor index.
+        monitor: monitor index (`run_show.py devices`); a missing one plays on the
+            primary monitor until it is connected.
         vsync: swap on the display's refresh.
+    Attributes:
+        monitor_name: the chosen monitor's name once it was seen (the window finds it
+            again by name when it comes back), else None.
     Raises:
-        OutputError: no display, no such monitor, or no GL 3.3.
+        OutputError: no display, or no GL 3.3.
     Thread: main (GLFW requires it).
     """
 
@@ -68,7 +88,9 @@ class Window:
             )
         self.size_px = size_px
         self.monitor_index = monitor
+        self.monitor_name: str | None = None
         self.show_hud_toggled = False
+        self._monitors_changed = False
         glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
         glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
         glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
@@ -81,6 +103,7 @@ class Window:
         glfw.make_context_current(self.window)
         glfw.swap_interval(1 if vsync else 0)
         glfw.set_key_callback(self.window, self._on_key)
+        glfw.set_monitor_callback(self._on_monitor)
         self.ctx = moderngl.create_context()
         self.fullscreen = False
         if fullscreen:
@@ -88,28 +111,86 @@ class Window:
 
     def set_fullscreen(self, on: bool) -> None:
         """Go fullscreen on the chosen monitor (cursor hidden), or back to a window.
+        A missing monitor is a warning: the primary one stands in until it returns.
 
-        Raises:
-            OutputError: the monitor index does not exist.
         Thread: main.
         """
+        self.fullscreen = on
         if on:
-            found = glfw.get_monitors() or []
-            if self.monitor_index >= len(found):
-                raise OutputError(
-                    f"no monitor {self.monitor_index}: {len(found)} connected "
-                    f"({'; '.join(monitors()) or 'none'}); `run_show.py devices` lists them"
-                )
-            monitor = found[self.monitor_index]
-            mode = glfw.get_video_mode(monitor)
-            glfw.set_window_monitor(
-                self.window, monitor, 0, 0, mode.size.width, mode.size.height, mode.refresh_rate
-            )
-            glfw.set_input_mode(self.window, glfw.CURSOR, glfw.CURSOR_HIDDEN)
+            self._fill(self._target_monitor())
         else:
             glfw.set_window_monitor(self.window, None, 80, 80, *self.size_px, 0)
             glfw.set_input_mode(self.window, glfw.CURSOR, glfw.CURSOR_NORMAL)
-        self.fullscreen = on
+
+    def _chosen_monitor(self):
+        """The chosen monitor if connected: by name once known (indices shift as
+        monitors come and go), else by index."""
+        found = glfw.get_monitors() or []
+        if self.monitor_name is None:
+            if self.monitor_index < len(found):
+                self.monitor_name = _name(found[self.monitor_index])
+                return found[self.monitor_index]
+            return None
+        named = [i for i, m in enumerate(found) if _name(m) == self.monitor_name]
+        if not named:
+            return None
+        # Two monitors of one model share a name: prefer the one at the chosen index.
+        return found[self.monitor_index if self.monitor_index in named else named[0]]
+
+    def _target_monitor(self):
+        """Where a fullscreen window belongs now: the chosen monitor, else the primary
+        one, with a warning (None: no monitor at all)."""
+        chosen = self._chosen_monitor()
+        if chosen is not None:
+            return chosen
+        primary = glfw.get_primary_monitor()
+        wanted = f"monitor {self.monitor_index}"
+        if self.monitor_name is not None:
+            wanted += f" ({self.monitor_name})"
+        found = glfw.get_monitors() or []
+        action = f"playing on the primary monitor ({_name(primary)})" if primary else "waiting"
+        log.warning(
+            "no %s: %d connected (%s); %s until it is connected",
+            wanted,
+            len(found),
+            "; ".join(monitors()) or "none",
+            action,
+        )
+        return primary
+
+    def _fill(self, monitor) -> None:
+        """Fill `monitor` (None: leave the window where it is)."""
+        if not monitor:
+            return
+        mode = glfw.get_video_mode(monitor)
+        glfw.set_window_monitor(
+            self.window, monitor, 0, 0, mode.size.width, mode.size.height, mode.refresh_rate
+        )
+        glfw.set_input_mode(self.window, glfw.CURSOR, glfw.CURSOR_HIDDEN)
+
+    def _on_monitor(self, monitor, event: int) -> None:
+        """GLFW's monitor callback (inside poll_events): note the change; `swap`
+        moves the window afterwards, outside the callback."""
+        what = "connected" if event == glfw.CONNECTED else "disconnected"
+        log.warning("monitor %s: %s", what, _name(monitor) if monitor else "?")
+        self._monitors_changed = True
+
+    def _follow_monitors(self) -> None:
+        """After monitors changed: a fullscreen window goes to where it belongs."""
+        self._monitors_changed = False
+        if not self.fullscreen:
+            return
+        target = self._target_monitor()
+        if target and not _same(target, glfw.get_window_monitor(self.window)):
+            log.info("fullscreen on %s", _name(target))
+            self._fill(target)
+
+    @property
+    def on_monitor(self) -> str | None:
+        """The name of the monitor the window fills, or None when windowed.
+        Thread: main."""
+        monitor = glfw.get_window_monitor(self.window)
+        return _name(monitor) if monitor else None
 
     @property
     def framebuffer_px(self) -> tuple[int, int]:
@@ -121,13 +202,22 @@ class Window:
         """True once the performer asked to quit. Thread: main."""
         return bool(glfw.window_should_close(self.window))
 
+    def clear(self) -> None:
+        """Black over the whole window (closed hours). Thread: main."""
+        self.ctx.screen.use()
+        self.ctx.viewport = (0, 0, *self.framebuffer_px)
+        self.ctx.screen.clear(0.0, 0.0, 0.0, 1.0)
+
     def swap(self) -> None:
-        """Show the frame and handle window events. Thread: main."""
+        """Show the frame and handle window events (keys, monitors). Thread: main."""
         glfw.swap_buffers(self.window)
         glfw.poll_events()
+        if self._monitors_changed:
+            self._follow_monitors()
 
     def close(self) -> None:
         """Close the window and release GLFW. Thread: main."""
+        glfw.set_monitor_callback(None)
         self.ctx.release()
         glfw.destroy_window(self.window)
         glfw.terminate()
@@ -140,7 +230,4 @@ class Window:
         elif key == glfw.KEY_H:
             self.show_hud_toggled = not self.show_hud_toggled
         elif key == glfw.KEY_F:
-            try:
-                self.set_fullscreen(not self.fullscreen)
-            except OutputError as exc:
-                log.error("%s", exc)
+            self.set_fullscreen(not self.fullscreen)
