@@ -1,7 +1,8 @@
 """`run_show.py bench`: measured side by side in one run, so the ratios hold on any
-machine: the frame loop's own cost over a bare ModernGL blit at the same size, the
-default generator's ms/frame at 256 and 512 px, headless end-to-end fps, and OSC
-event-to-bus latency."""
+machine: the frame loop's own cost (its Python: bus, mapping with 10 and 100 entries,
+issuing the passes, the HUD) apart from GL's (the wait for the GPU, each pass timed
+alone), the default generator's ms/frame at 256 and 512 px, headless end-to-end fps,
+and OSC event-to-bus latency."""
 
 from __future__ import annotations
 
@@ -61,74 +62,145 @@ def run_bench(show_path: Path, *, frames: int = 120) -> Iterator[str]:
 
 
 def _loop_cost(show, ctx: moderngl.Context, frames: int) -> Iterator[str]:
-    """The loop's own work per frame (map, upload, passes, present, HUD) with a
-    ready-made generated frame, against the least any GL loop does: upload the
-    frame and draw it once at the same size."""
+    """The loop's own cost per frame apart from GL's.
+
+    Python: the bus snapshot and the mapping (with 10 and with 100 entries), then
+    the calls that upload the frame and issue the passes, the present and the HUD
+    blend, timed without waiting for GL, and the HUD's text redraw averaged over
+    the frames between two redraws. GL: the wait for the queue after issuing, and
+    each pass timed alone (fenced; timer queries beside it).
+    """
+    from runtime.loop import HUD_EVERY_S, FrameStats
+
     canvas_px = show.output.canvas_px
     window_px = show.output.size_px
     gen_px = show.generator.size_px
+    fps = show.output.fps
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (gen_px[1], gen_px[0], 3), dtype=np.uint8)
     window = ctx.texture(window_px, 4)
     screen = ctx.framebuffer(color_attachments=[window])
-
-    # A bare blit loop: upload the frame, draw one textured triangle, wait for GL.
-    texture = ctx.texture(gen_px, 3, alignment=1)
-    program = ctx.program(
-        vertex_shader="#version 330 core\nout vec2 uv;\nvoid main() {\n"
-        "vec2 p = vec2((gl_VertexID << 1) & 2, gl_VertexID & 2); uv = p;\n"
-        "gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0); }",
-        fragment_shader="#version 330 core\nuniform sampler2D t; in vec2 uv; out vec4 c;\n"
-        "void main() { c = texture(t, uv); }",
-    )
-    vao = ctx.vertex_array(program, [])
-
-    def bare() -> None:
-        texture.write(frame)
-        screen.use()
-        texture.use(0)
-        vao.render(moderngl.TRIANGLES, vertices=3)
-        ctx.finish()
-
     generator = CppnGenerator(seed=0, size_px=(16, 16), device=torch.device("cpu"))
-    engine = MappingEngine(show.mapping_paths, show_targets(generator, show, build_stages(show)))
-    bus = SignalBus()
+    targets = show_targets(generator, show, build_stages(show))
     compositor = Compositor(ctx, show.effects, canvas_px)
     hud = Hud(ctx)
-    hud.update(["bench", "frame p50 0.0 ms", "generator"], [], canvas_px[0])
-    clock = {"frame": 0}
+    stats = FrameStats(budget_ms=1000.0 / fps)
+    for i in range(600):
+        stats.record(float(i % 17), False)
 
-    def loop() -> None:
-        i = clock["frame"] = clock["frame"] + 1
-        bus.set("osc:/fader/1", (i % 100) / 100)
-        values = engine.evaluate(bus.snapshot(), i / show.output.fps, 1 / show.output.fps)
-        compositor.upload(frame)
-        compositor.render(values, i / show.output.fps)
-        compositor.present(screen, window_px)
-        compositor.draw_overlay(hud.texture, hud.viewport(window_px))
-        ctx.finish()
+    map_ms: dict[int, float] = {}
+    values: dict[str, float] = {}
+    for entries in (10, 100):
+        with tempfile.TemporaryDirectory() as folder:
+            engine = MappingEngine((_mapping_file(Path(folder), targets, entries),), targets)
+        bus = SignalBus()
+        clock = {"frame": 0}
 
-    # Alternate the two frame by frame so machine noise hits both alike.
-    for _ in range(3):
-        bare()
-        loop()
-    bare_ms, loop_ms = [], []
-    for _ in range(frames):
-        for step, times in ((bare, bare_ms), (loop, loop_ms)):
+        def map_once(engine=engine, bus=bus, clock=clock) -> None:
+            i = clock["frame"] = clock["frame"] + 1
+            for n in range(0, 100, 7):  # a few controls move every frame
+                bus.set(f"osc:/bench/{n}", (i + n) % 50 / 50)
+            values.update(engine.evaluate(bus.snapshot(), i / fps, 1 / fps))
+
+        map_ms[entries] = _median_ms(map_once, frames)
+
+    lines = ["bench", stats.line(), "generator cppn cpu 448x252  2.5 fps", "osc 127.0.0.1:9000"]
+    hud.update(lines, [], window_px[0])
+
+    def draw(compositor: Compositor, image: np.ndarray, fbo, size_px) -> list[float]:
+        """ms per frame to upload, issue every pass, present and blend the HUD, and
+        finish; the median over `frames`."""
+        times = []
+        for i in range(frames + 3):
             start = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - start) * 1000.0)
-    b, lp = float(np.median(bare_ms)), float(np.median(loop_ms))
-    passes = ", ".join(e.name for e in show.effects) or "fit"
+            compositor.upload(image)
+            compositor.render(values, i / fps)
+            compositor.present(fbo, size_px)
+            compositor.draw_overlay(hud.texture, hud.viewport(size_px))
+            ctx.finish()
+            if i >= 3:  # the first frames compile and allocate
+                times.append((time.perf_counter() - start) * 1000.0)
+        return times
+
+    # The same calls on 16 px targets cost what the calls themselves cost (Python and
+    # the GL API) with next to no pixels; at the show's sizes the rest is GL's work.
+    # (llvmpipe rasterises inside the calls, so wall time alone cannot split them.)
+    tiny = Compositor(ctx, show.effects, (16, 16))
+    tiny_target = ctx.texture((16, 16), 4)
+    tiny_fbo = ctx.framebuffer(color_attachments=[tiny_target])
+    calls_ms = float(np.median(draw(tiny, frame[:16, :16].copy(), tiny_fbo, (16, 16))))
+    full_ms = float(np.median(draw(compositor, frame, screen, window_px)))
+    for obj in (tiny_fbo, tiny_target):
+        obj.release()
+    tiny.release()
+    hud_ms = _median_ms(lambda: hud.update(lines, [], window_px[0]), max(frames // 10, 5))
+    stats_ms = _median_ms(stats.line, max(frames // 10, 5))
+    per_hud_frame = (hud_ms + stats_ms) / max(HUD_EVERY_S * fps, 1.0)
+
+    passes: dict[str, list[tuple[float, float | None]]] = {}
+    for i in range(max(frames // 4, 5)):
+        for name, fenced_ms, query_ms in compositor.render_timed(values, i / fps):
+            passes.setdefault(name, []).append((fenced_ms, query_ms))
+        ctx.finish()
+        start = time.perf_counter()
+        compositor.present(screen, window_px)
+        ctx.finish()
+        passes.setdefault("present", []).append(((time.perf_counter() - start) * 1000.0, None))
+
+    python_ms = map_ms[100] + calls_ms + per_hud_frame
+    gl_ms = max(full_ms - calls_ms, 0.0)
     yield (
-        f"loop cost per frame, canvas {canvas_px[0]}x{canvas_px[1]} ({passes}) presented at "
-        f"{window_px[0]}x{window_px[1]} + HUD: "
-        f"{lp:.2f} ms; bare blit loop {b:.2f} ms; ratio {lp / b:.1f}x; "
-        f"budget at {show.output.fps:g} fps {1000 / show.output.fps:.1f} ms"
+        f"loop, Python per frame: map + bus {map_ms[10]:.2f} ms with 10 entries, "
+        f"{map_ms[100]:.2f} ms with 100; the calls that upload, run the passes, present "
+        f"and blend the HUD {calls_ms:.2f} ms (on 16 px targets); HUD text and frame "
+        f"statistics {per_hud_frame:.2f} ms (redrawn {1 / HUD_EVERY_S:g} times a second)"
     )
-    for obj in (vao, program, texture, screen, window):
+    per_pass = ", ".join(
+        f"{name} {np.median([f for f, _ in rows]):.2f}"
+        + (f" ({np.median([q for _, q in rows]):.2f})" if rows[0][1] is not None else "")
+        for name, rows in passes.items()
+    )
+    yield (
+        f"loop, GL per frame (canvas {canvas_px[0]}x{canvas_px[1]}, window "
+        f"{window_px[0]}x{window_px[1]}): {gl_ms:.2f} ms beyond the calls' own cost; each "
+        f"pass alone, fenced ms (timer query ms): {per_pass}"
+    )
+    software = any(name in ctx.info["GL_RENDERER"] for name in ("llvmpipe", "softpipe"))
+    yield (
+        f"loop total {python_ms + gl_ms:.2f} ms of a {1000 / fps:.1f} ms budget: Python "
+        f"{python_ms:.2f} ms (100 entries), GL {gl_ms:.2f} ms"
+        + (
+            "; a software rasteriser may work outside a timer query: read the fenced times"
+            if software
+            else ""
+        )
+    )
+    hud.texture.release()
+    for obj in (screen, window):
         obj.release()
     compositor.release()
+
+
+def _mapping_file(folder: Path, targets: dict, entries: int) -> Path:
+    """A mapping file of `entries` entries over the show's targets, each with one of
+    the transforms a real mapping uses (smoothing, one-euro, a curve, an envelope)."""
+    names = [n for n, t in targets.items() if not (t.steps or t.integrates)]
+    stages = (
+        "smooth_s = 0.2",
+        "one_euro = { min_cutoff_hz = 1.0, beta = 0.5, d_cutoff_hz = 1.0 }",
+        'curve = "smoothstep"',
+        "envelope = { attack_s = 0.05, release_s = 0.3 }",
+    )
+    blocks = []
+    for i in range(entries):
+        target = targets[names[i % len(names)]]
+        blocks.append(
+            f'[[map]]\nsource = "osc:/bench/{i}"\ntarget = "{target.name}"\n'
+            f"out = [{target.lo}, {target.hi}]\n{stages[i % len(stages)]}\n"
+        )
+    path = folder / f"bench_{entries}.toml"
+    path.write_text("\n".join(blocks))
+    return path
 
 
 def _generator_speed(seed: int, device: torch.device, frames: int) -> Iterator[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -176,6 +177,36 @@ class Compositor:
             current = (texture, self.canvas_px)
         self.output = current[0]
         return self.output
+
+    def render_timed(
+        self, values: Mapping[str, float], t_s: float
+    ) -> list[tuple[str, float, float | None]]:
+        """Run every pass like `render`, timing each one alone (for `bench`).
+
+        Each pass is fenced (the GL queue drained before and after it), so its wall
+        time is its whole cost; a GL timer query times it too. Mesa's llvmpipe
+        rasterises after the query ends, so there the query times only the command
+        submission and the fenced time is the one to read.
+
+        Returns:
+            One (pass name, fenced ms, timer-query ms or None) per pass, in order.
+        Thread: main.
+        """
+        source = (self.source, self.source_px)
+        current = source
+        rows = []
+        for p in self.passes:
+            query = self.ctx.query(time=True)
+            self.ctx.finish()
+            start = time.perf_counter()
+            with query:
+                texture = p.run({"input": current, "source": source}, values, t_s, self.canvas_px)
+            self.ctx.finish()
+            fenced_ms = (time.perf_counter() - start) * 1000.0
+            rows.append((p.effect.name, fenced_ms, query.elapsed / 1e6))
+            current = (texture, self.canvas_px)
+        self.output = current[0]
+        return rows
 
     def present(
         self, fbo: moderngl.Framebuffer, viewport_px: tuple[int, int], *, crop: bool = False
