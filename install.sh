@@ -5,7 +5,8 @@
 #   bash install.sh          everything needed to play shows
 #   bash install.sh --dev    also the test tools and the test material (music, MIDI
 #                            files by human composers, a JACK server for real-time
-#                            audio and MIDI ports without hardware)
+#                            audio and MIDI ports without hardware), and Ray for
+#                            distributed renders
 #
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
@@ -42,7 +43,8 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 extra="[hands,link]"
-[ "$dev" = 1 ] && extra="[dev,hands,link]"
+# --dev adds Ray too, so the tests of distributed renders run (docs/RENDERING.md).
+[ "$dev" = 1 ] && extra="[dev,hands,link,distributed]"
 # One torch for everything (pyproject pins torch 2.14.1 + torchvision 0.29.1): on
 # Linux this is the CUDA build, which also runs on machines without a GPU.
 .venv/bin/python -m pip install -q -e ".$extra"

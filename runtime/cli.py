@@ -21,6 +21,9 @@ examples:
   run_show.py shows/demo.toml --fullscreen --monitor 1
   run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
   run_show.py shows/demo.toml --headless --frames 30 --out frames/
+  run_show.py shows/music_video.toml --headless --out video.mp4 --ray
+                                                   the same render on Ray workers, one
+                                                   per GPU (--ray HOST:6379: a cluster)
   run_show.py check shows/demo.toml                validate show, mappings, shaders
   run_show.py supervise shows/installation.toml --fullscreen --no-hud
                                                    restart it on crashes and hangs
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --headless and a video --out: mux this audio file in (default: the "
         "show's [inputs.audio] file)",
     )
+    _ray_options(play)
     play.set_defaults(func=cmd_play)
     _supervise_parser(sub)
 
@@ -118,6 +122,39 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         _log_options(command, after_command=True)
     return parser
+
+
+def _ray_options(p: argparse.ArgumentParser) -> None:
+    ray = p.add_argument_group(
+        "distributed rendering (with --headless; needs the [distributed] extra, docs/RENDERING.md)"
+    )
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="render on Ray workers, one per GPU: with no ADDRESS on a Ray instance of "
+        "this render's own; with one (host:6379, or auto for the one on this machine) on "
+        "a cluster started with `ray start`",
+    )
+    ray.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --ray: N workers (default: one per GPU; without GPUs, as many as the "
+        "CPUs hold at this process's torch threads each)",
+    )
+    ray.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="with --ray: frames per worker call (default 8)",
+    )
+    ray.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --ray: continue a render whose driver died, from the frames it kept in OUT.work",
+    )
 
 
 def _log_options(p: argparse.ArgumentParser, *, after_command: bool) -> None:
@@ -343,10 +380,45 @@ def cmd_play(args: argparse.Namespace) -> int:
     from runtime.loop import play_live, render_offline
     from runtime.show import load_show
 
+    distributed = args.ray is not None
+    if not distributed and (args.workers, args.batch, args.resume) != (None, None, False):
+        raise ShowError("--workers, --batch and --resume go with --ray")
+    if distributed:
+        from runtime.distributed import require_ray
+
+        if not args.headless:
+            raise ShowError("--ray renders offline: add --headless and --out")
+        require_ray()  # say how to install it before loading anything
     show = load_show(args.show)
+    if distributed:
+        import torch
+
+        from runtime.gl_frames import draws_in_gl
+
+        if draws_in_gl(show, torch.cuda.is_available()):
+            log.info(
+                "%s: the cppn is drawn in GL beside the passes on this machine: nothing "
+                "for Ray workers to render; rendering here",
+                show.path,
+            )
+            distributed = False
     if args.headless:
         if args.out is None:
             raise ShowError("--headless needs --out: a .mp4 file or a folder for PNGs")
+        if distributed:
+            from runtime.distributed import DEFAULT_BATCH, render_distributed
+
+            render_distributed(
+                show,
+                frames=args.frames,
+                out=args.out,
+                audio=args.audio,
+                address=args.ray or None,
+                workers=args.workers,
+                batch=DEFAULT_BATCH if args.batch is None else args.batch,
+                resume=args.resume,
+            )
+            return 0
         render_offline(show, frames=args.frames, out=args.out, audio=args.audio)
         return 0
     play_live(

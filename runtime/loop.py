@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from runtime.generators.base import Params
+from runtime.generators.worker import FrameResult
 from runtime.health import HealthServer, Vitals
 from runtime.notify import BEAT_S, Lifeline
 from runtime.player import Player
@@ -83,9 +85,9 @@ def generator_line(player: Player) -> str:
     Thread: main.
     """
     g = player.generator
+    device = "gl" if player.draws_in_gl else g.device.type
     line = (
-        f"generator {g.kind} {g.device.type} {g.size_px[0]}x{g.size_px[1]}"
-        f"  {player.worker.fps():.1f} fps"
+        f"generator {g.kind} {device} {g.size_px[0]}x{g.size_px[1]}  {player.worker.fps():.1f} fps"
     )
     for stat in player.last_stages:
         steps = f" {stat.steps} steps" if stat.steps else ""
@@ -320,6 +322,51 @@ def render_offline(
     return stats
 
 
+def render_length(
+    player: Player, frames: int | None, audio: Path | None
+) -> tuple[int, Path | None]:
+    """How many frames an offline render has and which audio its video carries: by
+    default the show's soundtrack (`[inputs.audio] file`) sets both.
+
+    Args:
+        player: the show's player (its feeds know the soundtrack).
+        frames: the frames asked for, or None.
+        audio: the audio file asked for, or None.
+    Returns:
+        (frames, audio): None frames become the soundtrack's length (DEFAULT_FRAMES
+        without one); None audio becomes the soundtrack, if any.
+    Thread: main.
+    """
+    soundtrack = next((f.soundtrack for f in player.feeds if hasattr(f, "soundtrack")), None)
+    if frames is None:
+        fps = player.show.output.fps
+        frames = round(soundtrack[1] * fps) if soundtrack else DEFAULT_FRAMES
+    if audio is None and soundtrack:
+        audio = soundtrack[0]
+    return frames, audio
+
+
+def composite(
+    player: Player, result: FrameResult, values: Mapping[str, float], t_s: float
+) -> np.ndarray:
+    """One offline frame after the generator: upload it, run the passes in frame
+    order (trails and feedback passes carry state), let CLIP watch, read it back.
+
+    Args:
+        player: the show's player.
+        result: the generated frame (without an image, the last one stays).
+        values: the frame's mapped values.
+        t_s: the frame's time.
+    Returns:
+        (H, W, 3) uint8 at the show's output size, top row first.
+    Thread: main.
+    """
+    player.take_frame(result)
+    player.compositor.render(values, t_s)
+    player.watch(t_s)
+    return player.compositor.read(player.show.output.size_px)
+
+
 def _render(
     show: Show,
     *,
@@ -336,11 +383,7 @@ def _render(
     player = Player(show, ctx, offline=True)
     fps = show.output.fps
     dt_s = 1.0 / fps
-    soundtrack = next((f.soundtrack for f in player.feeds if hasattr(f, "soundtrack")), None)
-    if frames is None:
-        frames = round(soundtrack[1] * fps) if soundtrack else DEFAULT_FRAMES
-    if audio is None and soundtrack:
-        audio = soundtrack[0]
+    frames, audio = render_length(player, frames, audio)
     recorder = open_recorder(out, show.output.size_px, fps, audio)
     stats = FrameStats(budget_ms=dt_s * 1000.0)
     player.start()
@@ -364,10 +407,7 @@ def _render(
             if pending is not None:
                 done = frame - 1
                 result = player.worker.wait_for(done)
-                player.take_frame(result)
-                player.compositor.render(pending, done * dt_s)
-                player.watch(done * dt_s)
-                recorder.write(player.compositor.read(show.output.size_px))
+                recorder.write(composite(player, result, pending, done * dt_s))
                 stats.record((time.perf_counter() - begin) * 1000.0, False)
                 bar.update(1)
             pending = values if frame < frames else None

@@ -11,11 +11,14 @@ import logging
 from collections.abc import Sequence
 
 import moderngl
+import torch
 
 from runtime.clip import build_clip, clip_controls
+from runtime.errors import ShaderError
 from runtime.generators import build_with_fallback
 from runtime.generators.base import Generator, Params
 from runtime.generators.worker import FrameResult, GeneratorWorker
+from runtime.gl_frames import GLFrames, draws_in_gl
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingEngine, Target
 from runtime.neural import build_chain
@@ -79,9 +82,17 @@ class Player:
         self.compositor = Compositor(ctx, show.effects, show.output.canvas_px)
         self.clip = build_clip(show, self.bus, generator, offline=offline)
         steering = self.clip.steering if self.clip is not None else None
-        self.worker = GeneratorWorker(
+        self.worker: GeneratorWorker | GLFrames = GeneratorWorker(
             generator, self.chain, steer=steering.apply if steering is not None else None
         )
+        self.draws_in_gl = False
+        if self.generator_problem is None and draws_in_gl(show, torch.cuda.is_available()):
+            try:
+                self.worker = GLFrames(generator, ctx, self.compositor)
+                self.draws_in_gl = True
+            except ShaderError as exc:  # draw in torch instead: slower, but the show plays
+                self.generator_problem = f"the cppn's shader failed ({exc}); drawing in torch"
+                log.error("%s", self.generator_problem)
         self.last_stages: tuple[StageStat, ...] = ()
         self._next_watch_s = 0.0
         self.messages: list[str] = []
@@ -145,8 +156,9 @@ class Player:
 
     def take_frame(self, result: FrameResult | None) -> None:
         """Upload a finished frame (if it has an image). Thread: main."""
-        if result is not None and result.image is not None:
-            self.compositor.upload(result.image)
+        if result is not None and result.error is None:
+            if result.image is not None:  # a GL generator's frame is already the source
+                self.compositor.upload(result.image)
             self.frames_generated += 1
             self.last_stages = result.stages
 

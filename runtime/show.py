@@ -32,6 +32,7 @@ from typing import Any
 
 from runtime import PROJECT_ROOT
 from runtime.config import Table, load_toml, suggest
+from runtime.errors import ConfigError
 
 SHADER_DIR = PROJECT_ROOT / "shaders"
 GENERATOR_KINDS = ("cppn", "stylegan", "biggan")
@@ -284,6 +285,12 @@ def load_show(path: str | Path) -> Show:
 
     neural = _neural(top, base)
     clip = _clip(top.take_table("clip"), base) if "clip" in data else None
+    if generator.device == "gl" and (neural or (clip is not None and clip.steer)):
+        raise ConfigError(
+            f"{path}: [generator] 'device': 'gl' draws the cppn on the GL side, but "
+            f"{'[[neural]] stages' if neural else 'CLIP steering'} need its frames in torch: "
+            'use device = "auto" (it picks torch then) or "cpu"'
+        )
     effects = _effects(top, base)
     schedule = _schedule(top.take_table("schedule")) if "schedule" in data else None
     health = _health(top.take_table("health")) if "health" in data else None
@@ -310,7 +317,13 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
     size_px = _size(t, "size", (512, 512))
     weights_s = t.take("weights", str, None)
     model = t.take("model", str, None)
-    device = t.take("device", str, "auto", check=_device)
+    device = t.take("device", str, "auto", check=_generator_device)
+    if device == "gl" and kind != "cppn":
+        raise t.error(
+            "device",
+            f"'gl' draws the weightless cppn in a shader; kind '{kind}' renders in torch: "
+            "use auto, cpu or cuda[:N]",
+        )
     weights = base / weights_s if weights_s else None
     if model is not None:
         weights = _catalogue_weights(t, kind, model, weights)
@@ -584,6 +597,13 @@ def _identifier(value: Any) -> str | None:
 
 def _all_strings(value: Any) -> str | None:
     return None if all(isinstance(v, str) for v in value) else "expected an array of paths"
+
+
+def _generator_device(value: Any) -> str | None:
+    if value == "gl":
+        return None
+    problem = _device(value)
+    return problem and problem.replace("expected auto,", "expected auto, gl,")
 
 
 def _device(value: Any) -> str | None:

@@ -80,6 +80,7 @@ def test_the_hud_says_what_was_rejected():
         show=SimpleNamespace(name="gallery"),
         generator=SimpleNamespace(kind="cppn", device=SimpleNamespace(type="cpu"), size_px=(8, 8)),
         worker=SimpleNamespace(fps=lambda: 10.0),
+        draws_in_gl=False,
         last_stages=[],
         inputs=[],
         clip=None,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -72,6 +74,39 @@ class Params:
         return self.values.get(name, default)
 
 
+@dataclass(frozen=True, eq=False)
+class GLProgram:
+    """A generator as a GLSL fragment shader, for the render side to draw on its own
+    GL context (runtime/render/gl_generator.py) instead of torch on the worker.
+
+    Plain data: the generator knows no GL, the render side no torch. The shader reads
+    two tables of vec4 through `static_vec(i)` (data that never changes: weights)
+    and `frame_vec(i)` (the per-frame table the generator's `gl_uniforms` gives as
+    `u_frame`); the render side declares both, choosing where they live.
+
+    Attributes:
+        shader_path: the fragment shader, written like a pass file
+            (shaders/common.glsl gives it the vertex stage and `f_color`).
+        size_px: (width, height) of frames.
+        defines: compile-time integer constants (`#define NAME VALUE`).
+        functions: generated GLSL the shader calls (may read both tables).
+        static: (S, 4) float32, the static table.
+        constant_indices: every `static_vec` index in the code is a compile-time
+            constant, so the table may be baked into the source as constants.
+        frame_vecs: rows of the per-frame table.
+        uniforms: plain uniforms that never change (set once), by name.
+    """
+
+    shader_path: Path
+    size_px: tuple[int, int]
+    defines: Mapping[str, int]
+    functions: str
+    static: np.ndarray
+    constant_indices: bool
+    frame_vecs: int
+    uniforms: Mapping[str, float | tuple[float, ...]] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Generator(Protocol):
     """What every generator family provides.
@@ -108,10 +143,13 @@ def defaults(controls: tuple[Control, ...]) -> dict[str, float]:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """The torch device for `name`: "auto" takes CUDA when present, else the CPU.
+    """The torch device for `name`: "auto" takes CUDA when present, else the CPU;
+    "gl" (a cppn drawn in a shader) keeps its weights on the CPU.
 
     Thread: any.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "gl":
+        return torch.device("cpu")
     return torch.device(name)

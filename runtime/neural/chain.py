@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -65,6 +66,22 @@ class StageStat:
     name: str
     ms: float
     steps: int
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """What the chain carries from one frame to the next (its feedback), as plain
+    arrays that can be saved and sent: a render split over several processes hands
+    it from one to the next (runtime/distributed.py).
+
+    Attributes:
+        previous: (1, 3, H, W) the last output (its dtype kept exactly), or None
+            before the first frame.
+        previous_t_s: that frame's time.
+    """
+
+    previous: np.ndarray | None = None
+    previous_t_s: float = 0.0
 
 
 class NeuralChain:
@@ -152,6 +169,28 @@ class NeuralChain:
         self._previous = x.detach()
         self._previous_t_s = params.t_s
         return x[0], stats
+
+    def state(self) -> ChainState:
+        """The feedback state after the last frame processed.
+
+        Thread: the generator worker, or any thread while the worker is idle.
+        """
+        previous = self._previous
+        array = None if previous is None else previous.cpu().numpy().copy()
+        return ChainState(array, self._previous_t_s)
+
+    def restore(self, state: ChainState) -> None:
+        """Continue from `state` (from `state()`, here or in another process): the
+        next frame comes out exactly as it would after the frame that left it.
+
+        Thread: the generator worker, or any thread while the worker is idle.
+        """
+        previous = state.previous
+        if previous is not None:
+            # A copy: an array Ray hands over lives read-only in its object store.
+            previous = torch.from_numpy(previous.copy()).to(self.device)
+        self._previous = previous
+        self._previous_t_s = state.previous_t_s
 
     def _run(
         self, stage: Stage, x: torch.Tensor, values: Mapping[str, float], run: StageRun

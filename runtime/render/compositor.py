@@ -124,6 +124,7 @@ class Compositor:
         self.canvas_px = canvas_px
         self.source_px = (16, 16)
         self.source = _texture(ctx, self.source_px, 3, "f1")
+        self._own_source = True  # False while the source is a GL generator's texture
         chain = effects or (EffectConfig("fit", FIT_PATH),)
         # Passes in between keep half floats (trails fade smoothly without 8-bit
         # banding); the last one writes 8 bits, ready to show or read back.
@@ -153,12 +154,28 @@ class Compositor:
         Thread: main.
         """
         height, width, _ = frame.shape
-        if (width, height) != self.source_px:
-            self.source.release()
+        if (width, height) != self.source_px or not self._own_source:
+            if self._own_source:
+                self.source.release()
             self.source_px = (width, height)
             self.source = _texture(self.ctx, self.source_px, 3, "f1")
+            self._own_source = True
         # GL's rows run bottom-up: flip once here so every pass samples upright.
         self.source.write(np.ascontiguousarray(frame[::-1]))
+
+    def use_source(self, texture: moderngl.Texture) -> None:
+        """Take a texture drawn on the GL side (a generator drawn by its own shader) as
+        the frame the passes read, instead of an uploaded one.
+
+        Args:
+            texture: rows bottom-up, as an uploaded frame's are; its owner keeps it.
+        Thread: main.
+        """
+        if self._own_source:
+            self.source.release()
+            self._own_source = False
+        self.source = texture
+        self.source_px = texture.size
 
     def render(self, values: Mapping[str, float], t_s: float) -> moderngl.Texture:
         """Run every pass for one frame.
@@ -287,8 +304,9 @@ class Compositor:
         for readback in self._readbacks.values():
             readback.color_attachments[0].release()
             readback.release()
+        if self._own_source:
+            self.source.release()
         for obj in (
-            self.source,
             self.present_vao,
             self.present_program,
             self.hud_vao,

@@ -86,9 +86,14 @@ def shader_targets(effects: tuple[EffectConfig, ...]) -> dict[str, Target]:
     return targets
 
 
-def program_sources(path: Path) -> tuple[str, str]:
+def program_sources(path: Path, prelude: str = "") -> tuple[str, str]:
     """The vertex and fragment sources for a pass file.
 
+    Args:
+        path: the pass file.
+        prelude: GLSL placed between common.glsl and the file (a generator's
+            constants, tables and generated functions); none for effect passes.
+            `#line` directives keep the file's own line numbers.
     Raises:
         ShaderError: a file cannot be read.
     Thread: any.
@@ -99,24 +104,28 @@ def program_sources(path: Path) -> tuple[str, str]:
     except OSError as exc:
         raise ShaderError(f"{exc.filename}: cannot read shader ({exc.strerror})") from None
     vertex = f"{GLSL_VERSION}\n#define VERTEX_SHADER\n#line 1\n{common}"
-    fragment = f"{GLSL_VERSION}\n#define FRAGMENT_SHADER\n#line 1 1\n{common}\n#line 1 0\n{body}"
+    fragment = (
+        f"{GLSL_VERSION}\n#define FRAGMENT_SHADER\n#line 1 1\n{common}\n"
+        f"#line 1 2\n{prelude}\n#line 1 0\n{body}"
+    )
     return vertex, fragment
 
 
-def compile_program(ctx, path: Path):
+def compile_program(ctx, path: Path, prelude: str = ""):
     """Compile and link a pass file into a moderngl Program.
 
     Args:
         ctx: a moderngl Context.
         path: the pass file.
+        prelude: GLSL placed before the file's own (see `program_sources`).
     Returns:
         The program.
     Raises:
         ShaderError: naming the file and line of the first GLSL error (lines in
-            common.glsl are named as such).
+            common.glsl and in the prelude are named as such).
     Thread: the thread that owns `ctx`.
     """
-    vertex, fragment = program_sources(path)
+    vertex, fragment = program_sources(path, prelude)
     try:
         return ctx.program(vertex_shader=vertex, fragment_shader=fragment)
     except Exception as exc:  # moderngl raises a bare Error with the driver's log
@@ -130,8 +139,9 @@ def _describe(path: Path, log: str) -> str:
         if m:
             line = m.group(1) or m.group(3)
             message = (m.group(2) or m.group(4)).strip()
-            # Source string 1 is common.glsl (see the #line directives above).
-            where = COMMON_PATH if raw.lstrip().startswith("1:") else path
+            # Source string 1 is common.glsl, 2 the prelude (see program_sources).
+            source = raw.lstrip()[:2]
+            where = {"1:": COMMON_PATH, "2:": f"{path} (prelude)"}.get(source, path)
             return f"{where}:{line}: {message}"
     first = next((s.strip() for s in log.splitlines() if s.strip()), "unknown GLSL error")
     return f"{path}: {first}"
