@@ -140,6 +140,8 @@ def play_live(
             vsync=out.vsync,
         )
         player = Player(show, window.ctx, offline=False)
+        # Keys other than the window's own are signals (`key:r`, `key:shift+1`): 1 held.
+        window.on_key = lambda name, down: player.bus.set(f"key:{name}", float(down))
         overlay = Hud(window.ctx)
         shade = _Shade(window.ctx)
         # Input threads wait for the GIL while the frame loop runs Python: hand it over

@@ -445,3 +445,25 @@ def test_a_file_that_cannot_be_decoded_is_reported_and_the_show_plays_on(tmp_pat
         assert warnings(caplog, "cannot read") == 1
     finally:
         inp.stop()
+
+
+def test_listeners_hear_every_block_before_the_gain(show_dir):
+    bus = SignalBus()
+    config = AudioConfig(file=show_dir / "music.wav", gain_db=20.0)
+    inp = AudioInput(config, bus, realtime=False)
+    heard: list[tuple[np.ndarray, float]] = []
+    inp.listen(lambda block, rate_hz: heard.append((block, rate_hz)))
+    inp.listen(lambda block, rate_hz: 1 / 0)  # a broken listener is dropped, not fatal
+    inp.start()
+    try:
+        assert inp.wait_done(10.0)
+    finally:
+        inp.stop()
+    samples = np.concatenate([block for block, _ in heard])
+    t = np.arange(SR) / SR
+    music = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    assert {rate for _, rate in heard} == {SR}
+    assert len(samples) == (SR // config.block) * config.block
+    # 16-bit PCM in the file: the samples heard are the file's, not gained 10x.
+    assert np.abs(samples - music[: len(samples)]).max() < 1e-4
+    assert bus.get("audio:rms") is not None

@@ -114,3 +114,35 @@ def test_a_monitor_that_comes_back_gets_the_show_back_in_fullscreen(
         assert glfw.get_window_size(window.window) == (mode.size.width, mode.size.height)
     finally:
         window.close()
+
+
+def test_keys_reach_the_show_by_name_with_their_modifiers(display, monkeypatch, request):
+    if not shutil.which("xdotool"):
+        pytest.skip("xdotool is not installed (install.sh --dev installs it)")
+    if xdisplay.in_a_fresh_process(request):
+        return
+    from runtime.render.window import Window
+
+    monkeypatch.setenv("DISPLAY", display)
+    window = Window("keys", (96, 64), vsync=False)
+    heard: list[tuple[str, bool]] = []
+    window.on_key = lambda name, down: heard.append((name, down))
+    try:
+        window.swap()
+        wid = subprocess.run(
+            ["xdotool", "search", "--name", "^keys$"], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+        for keys in ("r", "shift+1", "space", "F5", "h"):  # h: the window's own HUD key
+            subprocess.run(["xdotool", "key", "--window", wid, keys], check=True)
+        deadline = time.monotonic() + 10
+        while len(heard) < 8 and time.monotonic() < deadline:
+            window.swap()
+            time.sleep(0.01)
+        # Shift+1 is "1" with shift held, whatever the layout prints for it.
+        assert heard == [
+            ("r", True), ("r", False), ("shift+1", True), ("shift+1", False),
+            ("space", True), ("space", False), ("f5", True), ("f5", False),
+        ]  # fmt: skip
+        assert window.show_hud_toggled
+    finally:
+        window.close()

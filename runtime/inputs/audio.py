@@ -472,6 +472,20 @@ class AudioInput:
         self.bad_blocks = 0
         self._last_values: dict[str, float] = {}
         self._banks: dict[float, Filterbanks] = {}
+        self._listeners: list[Callable[[np.ndarray, float], None]] = []
+
+    def listen(self, listener: Callable[[np.ndarray, float], None]) -> None:
+        """Hear every block the analysis reads: (mono float32 samples before the
+        gain, a copy the listener may keep; the sample rate in Hz). A live recording
+        or a captured take writes the sound this way.
+
+        Args:
+            listener: called from the analysis thread; it must not block (hand the
+                block to a bounded queue) and should not raise (a raise is logged
+                once and the listener dropped).
+        Thread: main, before or after start.
+        """
+        self._listeners.append(listener)
 
     # The show's side: start, stop, status.
 
@@ -670,6 +684,14 @@ class AudioInput:
                     return
                 time.sleep(nap_s)
                 continue
+            for listener in tuple(self._listeners):
+                try:
+                    listener(block.copy(), capture.sample_rate_hz)
+                except Exception as exc:
+                    self._listeners.remove(listener)
+                    log.error(
+                        "audio: a listener failed and was dropped (%s: %s)", type(exc).__name__, exc
+                    )
             if self.gain != 1.0:
                 block *= self.gain
             if not (np.abs(block) <= MAX_SAMPLE).all():  # NaN fails the test too

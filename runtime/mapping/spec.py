@@ -20,7 +20,7 @@ from runtime.errors import MappingError
 from runtime.mapping.sources import DEFAULT_LFOS, LFO_SHAPES, Lfo
 
 #: Source kinds a signal name may start with (`kind:path`); `time` stands alone.
-SOURCE_KINDS = ("osc", "midi", "audio", "clock", "hand", "lfo", "sensor", "clip")
+SOURCE_KINDS = ("osc", "midi", "audio", "clock", "hand", "lfo", "sensor", "clip", "key")
 COMBINES = ("sum", "product", "max", "min", "mean")
 CURVES = ("linear", "smoothstep", "ease_in", "ease_out", "exp", "log")
 

@@ -1,7 +1,8 @@
 """The GLFW window: windowed or fullscreen on a chosen monitor, keys for the
 performer, and the GL context the compositor draws with.
 
-Keys: Esc or q quits, h toggles the HUD, f toggles fullscreen.
+Keys: Esc or q quits, h toggles the HUD, f toggles fullscreen; every other key is
+handed to `on_key` by name (the live loop writes it to the bus as `key:NAME`).
 
 Monitors come and go over months (a projector switched off, a cable pulled): a
 fullscreen window follows the chosen monitor by its name, plays on the primary one
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Callable
 
 import glfw
 import moderngl
@@ -90,6 +92,8 @@ class Window:
         self.monitor_index = monitor
         self.monitor_name: str | None = None
         self.show_hud_toggled = False
+        self.on_key: Callable[[str, bool], None] | None = None
+        self._held: dict[int, str] = {}
         self._monitors_changed = False
         glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
         glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
@@ -223,6 +227,11 @@ class Window:
         glfw.terminate()
 
     def _on_key(self, window, key: int, scancode: int, action: int, mods: int) -> None:
+        if action == glfw.RELEASE:
+            name = self._held.pop(key, None)
+            if name is not None and self.on_key is not None:
+                self.on_key(name, False)
+            return
         if action != glfw.PRESS:
             return
         if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
@@ -231,3 +240,46 @@ class Window:
             self.show_hud_toggled = not self.show_hud_toggled
         elif key == glfw.KEY_F:
             self.set_fullscreen(not self.fullscreen)
+        else:
+            name = key_name(key, scancode, mods)
+            if name is not None:
+                self._held[key] = name
+                if self.on_key is not None:
+                    self.on_key(name, True)
+
+
+#: Names of the keys that print nothing (glfw.get_key_name answers None for them).
+_NAMED_KEYS = {
+    glfw.KEY_SPACE: "space",
+    glfw.KEY_ENTER: "enter",
+    glfw.KEY_TAB: "tab",
+    glfw.KEY_BACKSPACE: "backspace",
+    glfw.KEY_LEFT: "left",
+    glfw.KEY_RIGHT: "right",
+    glfw.KEY_UP: "up",
+    glfw.KEY_DOWN: "down",
+    **{getattr(glfw, f"KEY_F{n}"): f"f{n}" for n in range(1, 13)},
+    **{getattr(glfw, f"KEY_KP_{n}"): f"kp{n}" for n in range(10)},
+}
+
+
+def key_name(key: int, scancode: int, mods: int) -> str | None:
+    """A pressed key as the bus names it (`key:NAME`): the layout's character for
+    printable keys ("r", "1", "-"), "space", "left", "f5" ... for others, with
+    "shift+", "ctrl+" and "alt+" before it when held. None for a modifier alone.
+
+    Thread: main.
+    """
+    base = _NAMED_KEYS.get(key) or glfw.get_key_name(key, scancode)
+    if not base:
+        return None
+    prefix = "".join(
+        f"{word}+"
+        for word, bit in (
+            ("ctrl", glfw.MOD_CONTROL),
+            ("alt", glfw.MOD_ALT),
+            ("shift", glfw.MOD_SHIFT),
+        )
+        if mods & bit
+    )
+    return prefix + base.lower()
