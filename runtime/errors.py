@@ -31,3 +31,8 @@ class InputError(ShowError):
 
 class OutputError(ShowError):
     """An output cannot be opened: no display, no GL, an unwritable file."""
+
+
+class DistributedError(ShowError):
+    """A distributed render cannot start or continue: no Ray, a show it cannot
+    split, a work folder from another render, workers that differ or are gone."""

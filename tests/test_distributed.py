@@ -1,4 +1,4 @@
-"""Renders on Ray workers (runtime/distributed.py): byte for byte what a one-process
+"""Renders on Ray workers (runtime/distributed/): byte for byte what a one-process
 render writes, through a killed worker, a killed driver resumed, and a neural chain
 fed its own output. On a local Ray instance of two CPUs (started once, ~4 s)."""
 
@@ -21,14 +21,9 @@ import torch
 from helpers import copy_show
 from runtime import PROJECT_ROOT
 from runtime.cli import main
-from runtime.distributed import (
-    DistributedError,
-    WorkFolder,
-    batches,
-    refuse_unsplittable,
-    render_distributed,
-    work_folder,
-)
+from runtime.distributed import DistributedError, refuse_unsplittable, render_distributed
+from runtime.distributed.plan import batches
+from runtime.distributed.work_folder import WorkFolder, work_folder
 from runtime.generators.base import Params
 from runtime.loop import render_offline
 from runtime.neural.chain import ChainState, NeuralChain

@@ -72,7 +72,7 @@ class StageStat:
 class ChainState:
     """What the chain carries from one frame to the next (its feedback), as plain
     arrays that can be saved and sent: a render split over several processes hands
-    it from one to the next (runtime/distributed.py).
+    it from one to the next (runtime/distributed/).
 
     Attributes:
         previous: (1, 3, H, W) the last output (its dtype kept exactly), or None
