@@ -14,6 +14,7 @@ from runtime.inputs import MODULES as INPUT_MODULES
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingSet, Target, read_mappings
 from runtime.neural import build_chain, build_stages
+from runtime.osc_targets import osc_address
 from runtime.player import show_targets
 from runtime.show import Show, load_show
 from runtime.signals import SignalBus
@@ -118,9 +119,12 @@ def list_signals(path: Path) -> list[str]:
     return _table(rows)
 
 
-def list_targets(path: Path) -> list[str]:
+def list_targets(path: Path, *, osc: bool = False) -> list[str]:
     """The targets a show can map to, with default, range and meaning.
 
+    Args:
+        path: the show file.
+        osc: list each target's OSC address (`/ls/TARGET`) instead of its name.
     Raises:
         ShowError: the show is invalid.
     Thread: main.
@@ -130,7 +134,8 @@ def list_targets(path: Path) -> list[str]:
     rows = []
     for name, t in targets.items():
         kind = " (rate/s)" if t.integrates else " (trigger)" if t.steps else ""
-        rows.append((name, f"{t.default:g}  [{t.lo:g}, {t.hi:g}]  {t.doc}{kind}"))
+        label = osc_address(name) if osc else name
+        rows.append((label, f"{t.default:g}  [{t.lo:g}, {t.hi:g}]  {t.doc}{kind}"))
     return _table(rows)
 
 

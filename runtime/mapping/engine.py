@@ -203,6 +203,9 @@ class MappingEngine:
         self._glides = {t.steps: _Glide() for t in self._steppers}
         self._state_names = sorted(set(self._integrals) | set(self._glides))
         self.error: str | None = None
+        #: Base values set while playing (scenes, OSC `/ls/TARGET`): over `[set]`,
+        #: under live `[[map]]` entries, as `[set]` is.
+        self.base: dict[str, float] = {}
 
     def evaluate(self, snapshot: Snapshot, t_s: float, dt_s: float) -> dict[str, float]:
         """Every target's value for this frame, plus integrated states.
@@ -219,6 +222,7 @@ class MappingEngine:
         """
         values = {name: target.default for name, target in self.targets.items()}
         values.update(self.mappings.sets)
+        values.update(self.base)
         events: dict[str, list[float]] = defaultdict(list)
         for event in snapshot.events:
             events[event.name].append(event.value)
