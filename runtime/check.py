@@ -16,6 +16,7 @@ from runtime.mapping import MappingSet, Target, read_mappings
 from runtime.neural import build_chain, build_stages
 from runtime.osc_targets import osc_address
 from runtime.player import show_targets
+from runtime.scenes import check_scenes
 from runtime.show import Show, load_show
 from runtime.signals import SignalBus
 
@@ -39,7 +40,8 @@ def check_show(path: Path) -> list[str]:
         ShowError: the first problem, naming the file, line and key.
     Thread: main.
     """
-    show, generator, _, mappings = _load(path)
+    show, generator, targets, mappings = _load(path)
+    scenes = check_scenes(show.scenes, targets) if show.scenes is not None else None
     bus = SignalBus()
     build_inputs(show.inputs, bus, folder=show.folder, offline=False)
     lines = [
@@ -54,6 +56,8 @@ def check_show(path: Path) -> list[str]:
         f"  mappings: {len(mappings.maps)} entries, {len(mappings.sets)} set values "
         f"from {len(show.mapping_paths)} file(s)",
     ]
+    if scenes is not None:
+        lines.append(f"  scenes: {len(scenes)} ({', '.join(s.name for s in scenes) or 'none yet'})")
     try:
         from runtime.render.headless import headless_context
         from runtime.render.shaders import compile_program

@@ -5,9 +5,10 @@
     /ls/latent.hop 1            (a trigger: 1 then 0, like a button)
 
 The value becomes the target's base value, the one `[set]` gives (and a scene
-recall sets): live `[[map]]` entries whose source has a value still drive their
-target, and the engine clamps it to the target's range. The last writer wins
-between `/ls/` and a scene's crossfade: a target set here stops gliding.
+recall sets), clamped by the engine to the target's range. The last writer wins: a
+target set here stops gliding in a scene's crossfade, and its `[[map]]` entries
+wait until one of their sources sends a new value (runtime/mapping/engine.py
+`held`).
 
 The OSC input writes every message to the bus (`osc:/ls/gen.zoom`); the frame loop
 reads them here from its snapshot's events, so a captured take replays them. An
@@ -74,6 +75,7 @@ class OscTargets:
             target = name[len(_SIGNAL_PREFIX) :]
             if target in self.targets:
                 self.engine.base[target] = event.value
+                self.engine.held.add(target)
                 set_now.append(target)
             else:
                 self._unknown(target)

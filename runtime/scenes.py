@@ -26,11 +26,13 @@ off the frame loop, keeping comments and layout (runtime/learn.py's way).
 
 What a recall does: every target the scene names glides from the value it has on
 the screen to the scene's value (smoothstep over the fade, by show time, so offline
-renders are frame-exact). The scene sets a target's *base* value, the one `[set]`
-would give: a live `[[map]]` entry whose source has a value still drives its target,
-as it overrides `[set]`. The walk glides along its loop: `latent.phase` moves by the
-shortest way round the loop to where the scene stood, and keeps walking from there
-at the scene's `latent.speed`.
+renders are frame-exact). The last writer wins: the scene sets a target's base
+value (the one `[set]` gives), and the `[[map]]` entries on that target wait until
+one of their sources sends a new value, so a fader is picked up again when it moves
+(entries on `time` and LFOs never wait; audio and clock sources send all the time,
+so they keep driving their targets). The walk glides along its loop: `latent.phase`
+moves by the shortest way round the loop to where the scene stood, and keeps
+walking from there at the scene's `latent.speed`.
 """
 
 from __future__ import annotations
@@ -283,7 +285,7 @@ class Scenes:
         #: Integrated states a scene holds (where the walk stands), not targets.
         self.states = sorted({t.integrates for t in self.targets.values() if t.integrates})
         self.walk_keyframes = walk_keyframes
-        self.scenes = [_checked(s, self.targets, self.states) for s in config.scenes]
+        self.scenes = list(check_scenes(config, self.targets))
         self.active: str | None = None
         #: Targets whose base value a recall set (and nothing has set since): what
         #: OSC out tells a controller.
@@ -407,6 +409,7 @@ class Scenes:
                 now = self._last.get(target, self._base(target))
                 self._glides[target] = _Glide(now, value, t_s, fade_s)
                 self.controlled.add(target)
+                self.engine.held.add(target)
             else:  # a state: glide an offset to it, the shortest way round the loop
                 offset = self._offset_now.get(target, 0.0)
                 now = self._last.get(target, offset)
@@ -524,8 +527,27 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
-def _checked(scene: Scene, targets: Mapping[str, Target], states: list[str]) -> Scene:
-    """The scene with its names checked against the show's targets and states."""
+def check_scenes(config: ScenesConfig, targets: Mapping[str, Target]) -> tuple[Scene, ...]:
+    """Check every scene's names and values against what the show offers.
+
+    Args:
+        config: the show's scenes.
+        targets: the show's targets by name (their integrated states, such as
+            `latent.phase`, are names a scene may hold too).
+    Returns:
+        The scenes, unchanged.
+    Raises:
+        MappingError: an unknown name (file, line, key and the closest name).
+        ConfigError: a trigger target, or a value outside its target's range.
+    Thread: any.
+    """
+    states = {t.integrates for t in targets.values() if t.integrates}
+    for scene in config.scenes:
+        _check(scene, targets, states)
+    return config.scenes
+
+
+def _check(scene: Scene, targets: Mapping[str, Target], states: set[str]) -> None:
     for name, value in scene.values.items():
         t = scene.table
         where = t.where(name) if t is not None else f"scene {scene.name}"
@@ -543,7 +565,6 @@ def _checked(scene: Scene, targets: Mapping[str, Target], states: list[str]) -> 
             raise ConfigError(
                 f"{where}: {value:g} is outside {name}'s range {target.lo:g}..{target.hi:g}"
             )
-    return scene
 
 
 class SceneWriter:

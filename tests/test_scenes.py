@@ -197,15 +197,21 @@ def test_the_walk_keeps_walking_after_a_recall(tmp_path):
     assert later - start == pytest.approx(0.3, abs=1e-6)  # one second at 0.3 per second
 
 
-def test_a_live_mapping_drives_its_target_over_the_scene_as_over_set(tmp_path):
+def test_the_last_writer_wins_and_a_fader_is_picked_up_when_it_moves(tmp_path):
     mapping = tmp_path / "map.toml"
-    mapping.write_text('[[map]]\nsource = "osc:/warp"\ntarget = "gen.warp"\nout = [0, 2]\n')
+    mapping.write_text(
+        '[[map]]\nsource = "osc:/warp"\ntarget = "gen.warp"\nout = [0, 2]\n'
+        '[[map]]\nsource = "lfo:slow"\ntarget = "shader.grade.brightness"\nout = [0.5, 0.5]\n'
+    )
     scenes, engine = scenes_from(tmp_path, mappings=(mapping,))
     frames = Frames(scenes, engine)
-    frames.step()
-    assert frames.event("osc:/scene/drop/fade", 0.0)["gen.warp"] == pytest.approx(1.5)
     assert frames.event("osc:/warp", 0.25)["gen.warp"] == pytest.approx(0.5)  # the fader
-    assert frames.step()["shader.grade.brightness"] == pytest.approx(0.2)  # the scene
+    assert frames.step()["gen.warp"] == pytest.approx(0.5)  # it holds its value
+    values = frames.event("osc:/scene/drop/fade", 0.0)
+    assert values["gen.warp"] == pytest.approx(1.5)  # the scene wrote last
+    assert frames.step(5)["gen.warp"] == pytest.approx(1.5)
+    assert values["shader.grade.brightness"] == pytest.approx(0.5)  # an LFO never waits
+    assert frames.event("osc:/warp", 0.3)["gen.warp"] == pytest.approx(0.6)  # picked up
 
 
 def test_start_scene_is_there_from_the_first_frame(tmp_path):
