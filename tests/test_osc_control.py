@@ -5,23 +5,29 @@ address, and a running show telling its controller about a scene recall."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 
 import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
+import xdisplay
 from helpers import copy_show
 from runtime import PROJECT_ROOT
 from runtime.config import Table
 from runtime.errors import ConfigError
 from runtime.osc_out import OscOut, OscOutConfig, build_osc_out, clock_state, read_osc_out
 from runtime.show import load_show
+from xdisplay import run_show
+
+display = xdisplay.display  # the Xvfb fixture
 
 
 @pytest.fixture
@@ -219,3 +225,64 @@ def test_a_running_show_takes_ls_addresses_and_tells_its_controller(
         assert any(line.startswith("osc out 127.0.0.1:") for line in player.controller_lines())
     finally:
         player.stop()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.gl
+def test_live_under_xvfb_keys_and_osc_recall_and_save_scenes_and_the_controller_hears(
+    tmp_path, receiver, display
+):
+    """The real `run_show.py` in a window: key 2 and OSC /scene/NAME recall, shift+1
+    saves into the show file, and OSC out tells a controller socket each time."""
+    if not shutil.which("xdotool"):
+        pytest.skip("xdotool is not installed (install.sh --dev installs it)")
+    show_path = copy_show(tmp_path)
+    osc_port = free_udp_port()
+    text = show_path.read_text().replace("port = 0", f"port = {osc_port}")
+    show_path.write_text(
+        text + f'\n[osc_out]\nhost = "127.0.0.1"\nport = {receiver.getsockname()[1]}\n'
+        "\n[scenes]\nfade_s = 0.1\n\n# the first\n[scenes.first]\n"
+        '"gen.warp" = 0.5\n\n[scenes.second]\n"gen.warp" = 1.5\n'
+    )
+    proc = run_show([str(show_path), "--seconds", "60"], display)
+    env = {**os.environ, "DISPLAY": display}
+    try:
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "^latentstage: tiny$"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        wid = found.stdout.split()[0]
+
+        def until_heard(act, message, timeout_s=30.0):
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                act()
+                if message in received(receiver, wait_s=0.3):
+                    return
+            pytest.fail(f"the controller never heard {message}")
+
+        key = ["xdotool", "key", "--window", wid]
+        until_heard(lambda: subprocess.run([*key, "2"], env=env), ("/ls/scene", ["second"]))
+        client = SimpleUDPClient("127.0.0.1", osc_port)
+        until_heard(lambda: client.send_message("/scene/first", []), ("/ls/scene", ["first"]))
+        until_heard(lambda: subprocess.run([*key, "2"], env=env), ("/ls/gen.warp", [1.5]))
+        subprocess.run([*key, "shift+1"], env=env, check=True)
+        until_heard(lambda: None, ("/ls/scene", ["first"]))  # shift+1 saved into first
+        subprocess.run([*key, "q"], env=env, check=True)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "scene second" in out and "scene first saved" in out
+    saved = tomllib.loads(show_path.read_text())["scenes"]["first"]
+    assert saved["gen.warp"] == pytest.approx(1.5)
+    assert "# the first\n[scenes.first]\n" in show_path.read_text()
