@@ -69,6 +69,8 @@ _RECALL_RE = re.compile(r"^osc:/scene/([A-Za-z0-9_-]+)(/fade)?$")
 WRITE_QUEUE = 8
 #: Scene names the HUD line shows at most.
 HUD_NAMES = 12
+#: Unknown scene names logged (each once); beyond, they are ignored quietly.
+MAX_UNKNOWN = 64
 
 
 @dataclass
@@ -297,6 +299,7 @@ class Scenes:
         self._last: dict[str, float] = {}
         self._started = False
         self._t_s = 0.0
+        self._unknown: set[str] = set()
         self._writer = SceneWriter() if persist else None
 
     # The frame loop's two calls, around the mapping engine.
@@ -399,8 +402,15 @@ class Scenes:
         """
         scene = next((s for s in self.scenes if s.name == name), None)
         if scene is None:
-            names = [s.name for s in self.scenes]
-            log.warning("scene: no scene named %r%s", name, suggest(name, names))
+            if name not in self._unknown and len(self._unknown) < MAX_UNKNOWN:
+                self._unknown.add(name)  # once per name: a controller may repeat it
+                names = [s.name for s in self.scenes]
+                log.warning(
+                    "scene: no scene named %r%s; scenes: %s",
+                    name,
+                    suggest(name, names),
+                    ", ".join(names) or "none",
+                )
             return False
         if fade_s is None:
             fade_s = scene.fade_s if scene.fade_s is not None else self.config.fade_s
