@@ -329,6 +329,9 @@ def test_a_show_recalls_and_saves_scenes_through_its_player(tmp_path, gl_ctx):
         player.bus.texts.put("osc:/scene/save", "kept")
         player.map(2, 2 / 30, 1 / 30)
         assert "scenes: bright black [kept]" in player.controller_lines()
+        from runtime.loop import FrameStats, _hud_lines
+
+        assert "scenes: bright black [kept]" in _hud_lines(player, FrameStats(33.3), 30.0)
     finally:
         player.stop()
     saved = load_show(show_path).scenes.scenes[-1]
