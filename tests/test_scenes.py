@@ -336,3 +336,19 @@ def test_a_show_recalls_and_saves_scenes_through_its_player(tmp_path, gl_ctx):
         player.stop()
     saved = load_show(show_path).scenes.scenes[-1]
     assert saved.name == "kept" and saved.values["shader.grade.brightness"] == 0.0
+
+
+@pytest.mark.gl
+def test_an_offline_render_starts_on_its_start_scene(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from runtime.loop import render_offline
+
+    show_path = copy_show(tmp_path)
+    with show_path.open("a") as f:
+        f.write('\n[scenes]\nstart = "black"\n\n[scenes.black]\n"shader.grade.brightness" = 0.0\n')
+    render_offline(load_show(show_path), frames=3, out=tmp_path / "frames", progress=False)
+    frames = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
+    assert len(frames) == 3 and all(frame.max() == 0 for frame in frames)
+    assert "[scenes.black]" in show_path.read_text()  # nothing written offline
