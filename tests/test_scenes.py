@@ -352,3 +352,49 @@ def test_an_offline_render_starts_on_its_start_scene(tmp_path):
     frames = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
     assert len(frames) == 3 and all(frame.max() == 0 for frame in frames)
     assert "[scenes.black]" in show_path.read_text()  # nothing written offline
+
+
+@pytest.mark.gl
+def test_a_note_on_a_jack_midi_port_recalls_its_scene(tmp_path, gl_ctx):
+    import mido
+
+    from runtime.player import Player
+    from tests.midi_ports import jack_server, wait_until
+
+    with jack_server() as server:
+        port_name = f"{server}-pads"
+        show_path = copy_show(tmp_path)
+        with show_path.open("a") as f:
+            f.write(
+                f'\n[inputs.midi]\nports = ["{port_name}"]\napi = "jack"\npoll_s = 0.05\n'
+                '\n[scenes]\nfade_s = 0\n\n[scenes.a]\n"gen.warp" = 0.5\n'
+                '\n[scenes.b]\nnote = 44\nchannel = 10\n"gen.warp" = 1.5\n'
+            )
+        backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+        out = backend.open_output(port_name, virtual=True)
+        player = Player(load_show(show_path), gl_ctx, offline=False)
+        player.start()
+        frame = 0
+
+        def step():
+            nonlocal frame
+            values = player.map(frame, frame / 30, 1 / 30)
+            frame += 1
+            return values
+
+        try:
+
+            def connected() -> bool:  # JACK connects at its next graph change
+                out.send(mido.Message("control_change", channel=15, control=127, value=1))
+                step()
+                return wait_until(lambda: player.bus.get("midi:ch16/cc/127") > 0, 0.05)
+
+            assert wait_until(connected, 5.0), "no message crossed the JACK connection"
+            out.send(mido.Message("note_on", channel=0, note=44, velocity=100))  # channel 1
+            out.send(mido.Message("note_on", channel=9, note=44, velocity=100))  # channel 10
+            assert wait_until(lambda: step() and player.scenes.active is not None, 3.0)
+            assert player.scenes.active == "b"
+            assert step()["gen.warp"] == pytest.approx(1.5)
+        finally:
+            player.stop()
+            out.close()
