@@ -139,6 +139,25 @@ def test_an_unknown_host_is_logged_and_the_show_plays_without(caplog):
     assert "plays without OSC out" in caplog.text
 
 
+def test_a_host_that_refuses_is_logged_once_counted_and_recovers(caplog, receiver):
+    # Broadcast without SO_BROADCAST: the kernel refuses every datagram at once.
+    out = OscOut(OscOutConfig("255.255.255.255", 9000))
+    try:
+        with caplog.at_level(logging.ERROR):
+            assert not out.send("/ls/scene", "a")
+            assert not out.send("/ls/scene", "b")
+            out.update({"/ls/beat": 1})
+        assert out.failed == 3 and out.sent == 0
+        assert len([r for r in caplog.records if "osc out to 255.255.255.255" in r.message]) == 1
+        assert "3 failed (Permission denied)" in out.status()
+        out.address = receiver.getsockname()  # the network comes back
+        out.update({"/ls/beat": 1})  # not sent before: goes now
+        assert received(receiver) == [("/ls/beat", [1])]
+        assert out.status().endswith("3 failed (recovered)")
+    finally:
+        out.close()
+
+
 def test_clock_signals_become_beat_bar_and_tempo():
     state = clock_state({"clock:beat": 12.75, "clock:bar": 3.1875, "clock:bpm": 128.004})
     assert state == {"/ls/beat": 12, "/ls/bar": 3, "/ls/bpm": 128.0}
@@ -198,6 +217,10 @@ def test_a_running_show_takes_ls_addresses_and_tells_its_controller(
         # A target without a mapping entry, clamped to its range.
         client.send_message("/ls/gen.detail", 100.0)
         wait_until(step, lambda: values.get("gen.detail") == 4.0)
+        if shutil.which("oscsend"):  # liblo as an outside sender
+            port = str(player.inputs[0].port)
+            subprocess.run(["oscsend", "localhost", port, "/ls/gen.flow", "f", "1.25"], check=True)
+            wait_until(step, lambda: values.get("gen.flow") == 1.25)
         with caplog.at_level(logging.WARNING):
             client.send_message("/ls/gen.wrap", 1.0)
             client.send_message("/ls/gen.wrap", 1.0)
