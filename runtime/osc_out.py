@@ -27,7 +27,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -89,7 +89,9 @@ class OscOut:
     Thread: main (the frame loop) only.
     """
 
-    def __init__(self, config: OscOutConfig, *, clock=time.monotonic) -> None:
+    def __init__(
+        self, config: OscOutConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
         self._clock = clock
         try:
