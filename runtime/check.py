@@ -14,7 +14,9 @@ from runtime.inputs import MODULES as INPUT_MODULES
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingSet, Target, read_mappings
 from runtime.neural import build_chain, build_stages
+from runtime.osc_targets import osc_address
 from runtime.player import show_targets
+from runtime.scenes import check_scenes
 from runtime.show import Show, load_show
 from runtime.signals import SignalBus
 
@@ -38,7 +40,8 @@ def check_show(path: Path) -> list[str]:
         ShowError: the first problem, naming the file, line and key.
     Thread: main.
     """
-    show, generator, _, mappings = _load(path)
+    show, generator, targets, mappings = _load(path)
+    scenes = check_scenes(show.scenes, targets) if show.scenes is not None else None
     bus = SignalBus()
     build_inputs(show.inputs, bus, folder=show.folder, offline=False)
     lines = [
@@ -53,6 +56,8 @@ def check_show(path: Path) -> list[str]:
         f"  mappings: {len(mappings.maps)} entries, {len(mappings.sets)} set values "
         f"from {len(show.mapping_paths)} file(s)",
     ]
+    if scenes is not None:
+        lines.append(f"  scenes: {len(scenes)} ({', '.join(s.name for s in scenes) or 'none yet'})")
     try:
         from runtime.render.headless import headless_context
         from runtime.render.shaders import compile_program
@@ -118,9 +123,12 @@ def list_signals(path: Path) -> list[str]:
     return _table(rows)
 
 
-def list_targets(path: Path) -> list[str]:
+def list_targets(path: Path, *, osc: bool = False) -> list[str]:
     """The targets a show can map to, with default, range and meaning.
 
+    Args:
+        path: the show file.
+        osc: list each target's OSC address (`/ls/TARGET`) instead of its name.
     Raises:
         ShowError: the show is invalid.
     Thread: main.
@@ -130,7 +138,8 @@ def list_targets(path: Path) -> list[str]:
     rows = []
     for name, t in targets.items():
         kind = " (rate/s)" if t.integrates else " (trigger)" if t.steps else ""
-        rows.append((name, f"{t.default:g}  [{t.lo:g}, {t.hi:g}]  {t.doc}{kind}"))
+        label = osc_address(name) if osc else name
+        rows.append((label, f"{t.default:g}  [{t.lo:g}, {t.hi:g}]  {t.doc}{kind}"))
     return _table(rows)
 
 

@@ -30,6 +30,8 @@ examples:
   run_show.py status shows/installation.toml       a running show's health as JSON
   run_show.py signals shows/demo.toml              what can be mapped from
   run_show.py targets shows/demo.toml              what can be mapped to
+  run_show.py targets shows/vj.toml --osc          each target's OSC address: send
+                                                   /ls/gen.zoom 1.2 to set it live
   run_show.py bench                                measure the loop and generator
   run_show.py devices                              MIDI ports, audio devices, monitors
   run_show.py analyze song.flac --plot features.png   what the audio analysis hears
@@ -43,6 +45,15 @@ A show is a TOML file (shows/); its mapping files (mappings/) route signals such
 osc:/fader/1, lfo:slow, clip:face or time onto targets such as latent.speed,
 dream.strength, clip.forest.weight or shader.kaleido.segments. Mapping files and
 shaders reload when saved.
+"""
+
+
+PLAY_KEYS = """\
+keys while playing: Esc or q quits, h hides the HUD, f toggles fullscreen
+  1..9        recall scene N (a show with [scenes]; docs/PERFORMING.md)
+  shift+1..9  save the current state into scene N;  s  save a new scene
+OSC: /scene/NAME (its fade), /scene/NAME/fade S, /scene/save NAME, and every
+target at /ls/TARGET VALUE (`run_show.py targets SHOW --osc` lists them)
 """
 
 
@@ -61,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "play",
         help="play a show (the default: `run_show.py SHOW`)",
         description="Play a show in a window, or render it without a display.",
+        epilog=PLAY_KEYS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     play.add_argument("show", type=Path, help="the show's TOML file")
     _window_options(play)
@@ -101,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext, description=helptext)
         p.add_argument("show", type=Path, help="the show's TOML file")
         p.set_defaults(func=func)
+        if name == "targets":
+            p.add_argument(
+                "--osc",
+                action="store_true",
+                help="list each target's OSC address (/ls/TARGET VALUE sets it without a "
+                "mapping entry) with its range and default",
+            )
 
     bench = sub.add_parser(
         "bench",
@@ -453,7 +473,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
     """List targets. Thread: main."""
     from runtime.check import list_targets
 
-    for line in list_targets(args.show):
+    for line in list_targets(args.show, osc=args.osc):
         print(line)
     return 0
 

@@ -181,7 +181,7 @@ def write_entry(path: Path, source: str, info: TargetInfo) -> str:
         old = entry.get("source")
         if entry.get("target") == info.name and isinstance(old, str) and old.startswith("midi:"):
             entry["source"] = source
-            _replace_file(path, tomlkit.dumps(doc))
+            replace_file(path, tomlkit.dumps(doc))
             return "replaced"
     table = tomlkit.table()
     table["source"] = source
@@ -199,12 +199,21 @@ def write_entry(path: Path, source: str, info: TargetInfo) -> str:
         tomllib.loads(new_text)
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{path}: the entry would not parse ({exc}); nothing written") from None
-    _replace_file(path, new_text)
+    replace_file(path, new_text)
     return "added"
 
 
-def _replace_file(path: Path, text: str) -> None:
-    """Write all at once, so a mapping hot reload never reads half a file."""
+def replace_file(path: Path, text: str) -> None:
+    """Write a text file all at once (a temporary file renamed over it), so a hot
+    reload never reads half a file.
+
+    Args:
+        path: the file (its folder is created when absent).
+        text: the whole new content.
+    Raises:
+        OSError: it cannot be written (the old file stays as it was).
+    Thread: any.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

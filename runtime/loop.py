@@ -283,6 +283,7 @@ def _hud_lines(player: Player, stats: FrameStats, fps: float) -> list[str]:
         generator_line(player),
     ]
     lines.extend(source.status() for source in player.inputs)
+    lines.extend(player.controller_lines())
     rejected = player.bus.rejected()
     if rejected:
         counts = ", ".join(f"{source} {count}" for source, count in sorted(rejected.items()))

@@ -24,10 +24,13 @@ from runtime.mapping import MappingEngine, Target
 from runtime.neural import build_chain
 from runtime.neural.base import Stage
 from runtime.neural.chain import StageStat, neural_controls
+from runtime.osc_out import OscValue, build_osc_out, clock_state
+from runtime.osc_targets import OscTargets, osc_address
 from runtime.render.compositor import Compositor
 from runtime.render.shaders import shader_targets
+from runtime.scenes import Scenes, walk_length
 from runtime.show import Show
-from runtime.signals import SignalBus
+from runtime.signals import SignalBus, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,14 @@ class Player:
         self.engine = MappingEngine(
             show.mapping_paths, show_targets(generator, show, self.chain.stages)
         )
+        self.osc_targets = OscTargets(self.engine)
+        self.scenes = (
+            Scenes(show.scenes, self.engine, walk_length(generator), persist=not offline)
+            if show.scenes is not None
+            else None
+        )
+        self.osc_out = None if offline else build_osc_out(show.osc_out)
+        self.snapshot = Snapshot({}, ())
         self.compositor = Compositor(ctx, show.effects, show.output.canvas_px)
         self.clip = build_clip(show, self.bus, generator, offline=offline)
         steering = self.clip.steering if self.clip is not None else None
@@ -115,18 +126,33 @@ class Player:
         if self.clip is not None:
             self.clip.stop()
         self.worker.stop()
+        if self.scenes is not None:
+            self.scenes.stop()
+        if self.osc_out is not None:
+            self.osc_out.close()
 
     def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:
-        """Step the feeds, hand texts to CLIP, snapshot the bus and map it.
+        """Step the feeds, hand texts to CLIP, snapshot the bus, act on scene and
+        `/ls/` requests in it, and map it.
 
         Thread: main.
         """
         for feed in self.feeds:
             feed.update(self.bus, t_s)
-        for source, text in self.bus.texts.take():
+        texts = self.bus.texts.take()
+        for source, text in texts:
             if self.clip is not None:
                 self.clip.take_text(source, text)
-        return self.engine.evaluate(self.bus.snapshot(), t_s, dt_s)
+        self.snapshot = snapshot = self.bus.snapshot()
+        if self.scenes is not None:
+            self.scenes.before(snapshot, texts, t_s)
+        released = self.osc_targets.apply(snapshot)
+        if self.scenes is not None:
+            self.scenes.release(released)
+        values = self.engine.evaluate(snapshot, t_s, dt_s)
+        if self.scenes is not None:
+            self.scenes.after(values)
+        return values
 
     def step_live(self, frame: int, t_s: float, dt_s: float) -> None:
         """One live frame: map, post to the generator, take its newest frame if
@@ -135,6 +161,8 @@ class Player:
         Thread: main.
         """
         values = self.map(frame, t_s, dt_s)
+        if self.osc_out is not None:
+            self.osc_out.update(self.controller_state())
         params = Params(frame, t_s, values)
         self.worker.submit(params)
         if self.clip is not None:
@@ -143,6 +171,34 @@ class Player:
         self.take_frame(result)
         self.compositor.render(values, t_s)
         self.watch(t_s)
+
+    def controller_state(self) -> dict[str, OscValue]:
+        """What OSC out tells a controller this frame (sent when it changes): the
+        base values a scene recall set, the active scene, beat, bar and tempo.
+        Another state (e.g. recording) is one more address here.
+
+        Thread: main.
+        """
+        state: dict[str, OscValue] = clock_state(self.snapshot.values)
+        scenes = self.scenes
+        if scenes is not None:
+            base = self.engine.base
+            state.update({osc_address(n): base[n] for n in scenes.controlled if n in base})
+            state["/ls/scene"] = scenes.active or ""
+        return state
+
+    def controller_lines(self) -> list[str]:
+        """HUD lines for scenes, OSC `/ls/` addresses and OSC out (those in use).
+
+        Thread: main.
+        """
+        lines = [self.scenes.status()] if self.scenes is not None else []
+        unknown = self.osc_targets.status()
+        if unknown:
+            lines.append(unknown)
+        if self.osc_out is not None:
+            lines.append(self.osc_out.status())
+        return lines
 
     def watch(self, t_s: float) -> None:
         """Show CLIP the composited output, `watch_hz` times per second of show time

@@ -14,6 +14,8 @@ mapping files and the shader passes.
                  generator towards text prompts and reads the picture as signals
     [schedule]   days, open, close, time_zone, fade_s: opening hours (live only)
     [health]     port, host: a JSON health endpoint (live only)
+    [scenes]     fade_s, start, file, and [scenes.NAME] tables: scenes (runtime/scenes.py)
+    [osc_out]    host, port, max_hz: state sent to a controller (runtime/osc_out.py)
 
 Relative paths resolve against the show file's folder. A shader is a name found in
 the project's shaders/ folder (`kaleido` -> shaders/kaleido.glsl) or a path ending
@@ -33,6 +35,8 @@ from typing import Any
 from runtime import PROJECT_ROOT
 from runtime.config import Table, load_toml, suggest
 from runtime.errors import ConfigError
+from runtime.osc_out import OscOutConfig, read_osc_out
+from runtime.scenes import ScenesConfig, read_scenes
 
 SHADER_DIR = PROJECT_ROOT / "shaders"
 GENERATOR_KINDS = ("cppn", "stylegan", "biggan")
@@ -220,6 +224,8 @@ class Show:
         inputs: the `[inputs.*]` tables by input kind, read strictly by their modules.
         schedule: the `[schedule]` table, or None (open all the time).
         health: the `[health]` table, or None (no endpoint).
+        scenes: the `[scenes]` table and its scenes, or None (no scenes).
+        osc_out: the `[osc_out]` table, or None (nothing sent).
     """
 
     path: Path
@@ -234,6 +240,8 @@ class Show:
     inputs: dict[str, Table] = field(default_factory=dict)
     schedule: ScheduleConfig | None = None
     health: HealthConfig | None = None
+    scenes: ScenesConfig | None = None
+    osc_out: OscOutConfig | None = None
 
     @property
     def folder(self) -> Path:
@@ -294,6 +302,8 @@ def load_show(path: str | Path) -> Show:
     effects = _effects(top, base)
     schedule = _schedule(top.take_table("schedule")) if "schedule" in data else None
     health = _health(top.take_table("health")) if "health" in data else None
+    scenes = read_scenes(top.take_table("scenes"), base) if "scenes" in data else None
+    osc_out = read_osc_out(top.take_table("osc_out")) if "osc_out" in data else None
     top.finish()
     return Show(
         path=path,
@@ -308,6 +318,8 @@ def load_show(path: str | Path) -> Show:
         inputs=inputs,
         schedule=schedule,
         health=health,
+        scenes=scenes,
+        osc_out=osc_out,
     )
 
 

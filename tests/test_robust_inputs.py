@@ -84,6 +84,7 @@ def test_the_hud_says_what_was_rejected():
         last_stages=[],
         inputs=[],
         clip=None,
+        controller_lines=list,
         bus=bus,
     )
     stats = FrameStats(budget_ms=16.7)

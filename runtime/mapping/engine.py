@@ -169,6 +169,12 @@ def _reach(spec: MapSpec, target: Target) -> tuple[float, float]:
     return min(a, b, 0.0), max(a, b, 1.0)
 
 
+def _moved(spec: MapSpec, events: Mapping[str, list[float]]) -> bool:
+    """Whether an entry's sources sent something this frame (`time` and LFOs
+    always move)."""
+    return any(name == "time" or name.startswith("lfo:") or name in events for name in spec.sources)
+
+
 class _Glide:
     """A step control's state: whole steps taken, and where the glide has got to."""
 
@@ -203,6 +209,12 @@ class MappingEngine:
         self._glides = {t.steps: _Glide() for t in self._steppers}
         self._state_names = sorted(set(self._integrals) | set(self._glides))
         self.error: str | None = None
+        #: Base values set while playing (scenes, OSC `/ls/TARGET`): over `[set]`.
+        self.base: dict[str, float] = {}
+        #: Targets whose base value was set last (the last writer wins): their
+        #: `[[map]]` entries wait until one of their sources sends a new value (a
+        #: fader is picked up when it moves; `time` and LFOs never wait).
+        self.held: set[str] = set()
 
     def evaluate(self, snapshot: Snapshot, t_s: float, dt_s: float) -> dict[str, float]:
         """Every target's value for this frame, plus integrated states.
@@ -219,11 +231,18 @@ class MappingEngine:
         """
         values = {name: target.default for name, target in self.targets.items()}
         values.update(self.mappings.sets)
+        values.update(self.base)
         events: dict[str, list[float]] = defaultdict(list)
         for event in snapshot.events:
             events[event.name].append(event.value)
+        if self.held:
+            for spec in self.mappings.maps:
+                if spec.target in self.held and _moved(spec, events):
+                    self.held.discard(spec.target)
         mapped: dict[str, float] = {}
         for spec, state in zip(self.mappings.maps, self._states):
+            if spec.target in self.held:
+                continue
             samples = self._samples(spec, snapshot, events, t_s)
             if samples is None:
                 continue
