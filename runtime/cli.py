@@ -21,6 +21,10 @@ examples:
   run_show.py shows/demo.toml --fullscreen --monitor 1
   run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
   run_show.py shows/demo.toml --headless --frames 30 --out frames/
+  run_show.py shows/vj.toml --capture set.take    play and capture the performance
+                                                   (key c starts and stops takes too)
+  run_show.py shows/vj.toml --take set.take --headless --out set.mp4 --size 1920x1080
+                                                   render it again, frame-exact, larger
   run_show.py shows/music_video.toml --headless --out video.mp4 --ray
                                                    the same render on Ray workers, one
                                                    per GPU (--ray HOST:6379: a cluster)
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --headless and a video --out: mux this audio file in (default: the "
         "show's [inputs.audio] file)",
     )
+    _take_options(play)
     _ray_options(play)
     play.set_defaults(func=cmd_play)
     _supervise_parser(sub)
@@ -122,6 +127,50 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         _log_options(command, after_command=True)
     return parser
+
+
+def _take_options(p: argparse.ArgumentParser) -> None:
+    take = p.add_argument_group("capture a performance and render it again (docs/PERFORMING.md)")
+    take.add_argument(
+        "--capture",
+        type=Path,
+        metavar="TAKE",
+        help="while playing live, write every input event, every frame's clock and the "
+        "live sound into the take folder TAKE (key c stops and starts takes; without "
+        "--capture the first goes to takes/ beside the show)",
+    )
+    take.add_argument(
+        "--capture-frames",
+        action="store_true",
+        help="with --capture: also keep a digest of every frame's pixels, so the take's "
+        "render can prove it draws the same frames (a read-back per frame)",
+    )
+    take.add_argument(
+        "--take",
+        type=Path,
+        metavar="TAKE",
+        help="with --headless and --out: render the captured performance TAKE, frame-exact, "
+        "with its sound; no live input is opened",
+    )
+    take.add_argument(
+        "--size",
+        type=_size,
+        metavar="WxH",
+        help="output size for this run (window or render), e.g. 1920x1080; the canvas "
+        "scales along unless --canvas is given",
+    )
+    take.add_argument(
+        "--canvas", type=_size, metavar="WxH", help="the size the shader passes render at"
+    )
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
+        return int(width), int(height)
+    raise argparse.ArgumentTypeError(
+        f"expected WIDTHxHEIGHT in pixels, e.g. 1280x720, got {text!r}"
+    )
 
 
 def _ray_options(p: argparse.ArgumentParser) -> None:
@@ -390,6 +439,22 @@ def cmd_play(args: argparse.Namespace) -> int:
             raise ShowError("--ray renders offline: add --headless and --out")
         require_ray()  # say how to install it before loading anything
     show = load_show(args.show)
+    if args.size or args.canvas:
+        from runtime.take_render import resize_output
+
+        show = resize_output(show, args.size, args.canvas)
+    if args.take is not None:
+        if not args.headless or args.out is None or distributed or args.capture:
+            raise ShowError(
+                "--take renders offline: add --headless and --out (not --ray or --capture)"
+            )
+        from runtime.take_render import render_take
+
+        report = render_take(show, args.take, out=args.out)
+        print(report.line())
+        return 0
+    if args.capture and args.headless:
+        raise ShowError("--capture captures a live performance: leave out --headless")
     if distributed:
         import torch
 
@@ -427,6 +492,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         monitor=args.monitor,
         duration_s=args.seconds,
         hud=not args.no_hud,
+        capture=args.capture,
+        capture_frames=args.capture_frames,
     )
     return 0
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import moderngl
 import torch
 
+from runtime.capture import CaptureSwitch
 from runtime.clip import build_clip, clip_controls
 from runtime.errors import ShaderError
 from runtime.generators import build_with_fallback
@@ -97,6 +98,8 @@ class Player:
         self._next_watch_s = 0.0
         self.messages: list[str] = []
         self.frames_generated = 0
+        #: Set by the live loop to capture what the mapping sees (runtime/capture.py).
+        self.capture: CaptureSwitch | None = None
 
     def start(self) -> None:
         """Start the generator worker and every input. Thread: main."""
@@ -117,16 +120,22 @@ class Player:
         self.worker.stop()
 
     def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:
-        """Step the feeds, hand texts to CLIP, snapshot the bus and map it.
+        """Step the feeds, hand texts to CLIP, snapshot the bus and map it; a
+        capture (runtime/capture.py) gets what the mapping saw.
 
         Thread: main.
         """
         for feed in self.feeds:
             feed.update(self.bus, t_s)
-        for source, text in self.bus.texts.take():
+        texts = self.bus.texts.take()
+        for source, text in texts:
             if self.clip is not None:
                 self.clip.take_text(source, text)
-        return self.engine.evaluate(self.bus.snapshot(), t_s, dt_s)
+        snapshot = self.bus.snapshot()
+        values = self.engine.evaluate(snapshot, t_s, dt_s)
+        if self.capture is not None:
+            self.capture.frame(frame, t_s, dt_s, snapshot, texts, values)
+        return values
 
     def step_live(self, frame: int, t_s: float, dt_s: float) -> None:
         """One live frame: map, post to the generator, take its newest frame if

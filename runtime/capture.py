@@ -1,0 +1,392 @@
+"""Capture a live performance into a take (runtime/take.py), to render it again
+offline at full quality (runtime/take_render.py).
+
+The capture sits where every input already ends up: the bus, as the mapping sees it
+once per frame (`Player.map`). Each frame's record holds its clock and the bus
+writes and texts the mapping consumed, whichever input made them (OSC, MIDI, audio
+features, hands, clock, keys, scene recalls); the live sound comes through
+`AudioInput.listen`. The frame loop only hands references to a bounded queue; a
+writer thread turns them into lines and flushes them. A queue that overflows (a
+disk that stalls for seconds) drops records and counts them; it never waits.
+
+`key:c` starts and stops capturing during the show: the first take is the one
+named by `--capture`, or `takes/SHOW-YYYYmmdd-HHMMSS.take` beside the show; a name
+in use gets -2, -3, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from runtime.signals import Snapshot
+from runtime.take import (
+    TakeWriter,
+    file_sha256,
+    pixels_digest,
+    text_json,
+    values_digest,
+)
+
+if TYPE_CHECKING:
+    from runtime.player import Player
+    from runtime.render.compositor import Compositor
+    from runtime.show import Show
+
+log = logging.getLogger(__name__)
+
+#: Records (frames and audio blocks) waiting for the writer; about 30 s of a 60 fps
+#: show with audio. Beyond this they are dropped and counted.
+QUEUE_RECORDS = 4096
+#: The key that starts and stops capturing.
+TOGGLE_KEY = "key:c"
+
+_STOP = object()
+
+
+def take_header(
+    show: Show, live_size_px: tuple[int, int], *, frames_in_step: bool
+) -> dict[str, Any]:
+    """What a take records about where it came from.
+
+    Args:
+        show: the show being played.
+        live_size_px: the size the show is presented at.
+        frames_in_step: live frame i is drawn from frame i's values (the cppn drawn
+            in GL); otherwise the generator runs behind the loop and the live
+            pixels cannot be compared with a render's.
+    Returns:
+        The header fields: show path and sha256, the mapping files' text, the
+        generator and output settings.
+    Thread: any.
+    """
+    mappings = {}
+    for path in show.mapping_paths:
+        try:
+            mappings[str(path.resolve())] = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            mappings[str(path.resolve())] = f"(unreadable: {exc.strerror})"
+    g, out = show.generator, show.output
+    return {
+        "show": str(Path(show.path).resolve()),
+        "show_sha256": file_sha256(show.path),
+        "mappings": mappings,
+        "generator": {
+            "kind": g.kind,
+            "seed": g.seed,
+            "size_px": list(g.size_px),
+            "device": g.device,
+        },
+        "output": {
+            "size_px": list(live_size_px),
+            "canvas_px": list(out.canvas_px),
+            "fps": out.fps,
+        },
+        "frames_in_step": frames_in_step,
+    }
+
+
+class TakeCapture:
+    """One take being written: a bounded queue and its writer thread.
+
+    Args:
+        path: the take folder to create.
+        header: `take_header`'s fields.
+        check_frames: also take a digest of every frame's pixels (a read-back per
+            frame), so the render can prove it draws the same frames.
+    Raises:
+        ConfigError: the folder cannot be written or already holds a take.
+    Thread: made on main; `frame`, `see` from the frame loop; `hear` from the
+        audio thread.
+    """
+
+    def __init__(self, path: Path, header: Mapping[str, Any], *, check_frames: bool) -> None:
+        self.path = Path(path)
+        self.check_frames = check_frames
+        self._writer = TakeWriter(self.path, header)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_RECORDS)
+        self.frames = 0
+        self.dropped = 0
+        self.audio_samples = 0
+        self.error: str | None = None
+        self._first = True
+        self._last_frame: int | None = None
+        self._began = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def frame(
+        self,
+        frame: int,
+        t_s: float,
+        dt_s: float,
+        snapshot: Snapshot,
+        texts: Sequence[tuple[str, str | bytes]],
+        values: Mapping[str, float],
+    ) -> None:
+        """Queue one frame as the mapping saw it. Never blocks.
+
+        Args:
+            frame, t_s, dt_s: the frame's index, time and step.
+            snapshot: the bus snapshot the mapping evaluated.
+            texts: the texts taken from the bus this frame.
+            values: the mapped values (a copy is kept).
+        Thread: the frame loop.
+        """
+        start = None
+        if self._first:
+            self._first = False
+            # Values the bus held before the capture began (a take started with key c).
+            written = {e.name for e in snapshot.events}
+            start = {k: v for k, v in snapshot.values.items() if k not in written}
+        self._last_frame = frame
+        item = (frame, t_s, dt_s, snapshot.events, tuple(texts), dict(values), start)
+        self._put(("f", item, self.audio_samples))
+
+    def see(self, compositor: Compositor, size_px: tuple[int, int]) -> None:
+        """With `check_frames`, queue a digest of the frame just drawn. Thread: the
+        frame loop."""
+        if self.check_frames and self._last_frame is not None:
+            self._put(("p", self._last_frame, compositor.read(size_px)))
+
+    def hear(self, block: np.ndarray, rate_hz: float) -> None:
+        """Queue a block of the live sound (an `AudioInput.listen` listener).
+
+        Thread: the audio analysis thread.
+        """
+        self._put(("a", block, rate_hz))
+        self.audio_samples += len(block)
+
+    def _put(self, item: tuple) -> None:
+        try:
+            self._queue.put_nowait(item)
+            if item[0] == "f":
+                self.frames += 1
+        except queue.Full:
+            self.dropped += 1
+
+    def status(self) -> str:
+        """'capture 00:01:23 set.take  4213 frames' for the HUD. Thread: any."""
+        elapsed = int(time.perf_counter() - self._began)
+        clock = f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        line = f"capture {clock} {self.path.name}  {self.frames} frames"
+        if self.dropped:
+            line += f", {self.dropped} dropped (disk too slow)"
+        if self.error:
+            line += f"  ERROR {self.error}"
+        return line
+
+    def close(self) -> None:
+        """Write what is queued, close the files and log a summary. Thread: main."""
+        try:
+            self._queue.put(_STOP, timeout=5.0)
+        except queue.Full:
+            log.error("%s: the capture writer is stuck; closing without the rest", self.path)
+        self._thread.join(timeout=10.0)
+        log.info("captured %d frames (%d dropped) into %s", self.frames, self.dropped, self.path)
+
+    def _run(self) -> None:
+        frame_index = -1
+        while True:
+            item = self._queue.get()
+            batch = [item]
+            while item is not _STOP and not self._queue.empty():
+                item = self._queue.get_nowait()
+                batch.append(item)
+            try:
+                for entry in batch:
+                    if entry is _STOP:
+                        break
+                    kind = entry[0]
+                    if kind == "f":
+                        frame_index = entry[1][0]
+                        self._writer.write(_frame_record(entry[1], entry[2]))
+                    elif kind == "p":
+                        self._writer.write({"k": "p", "i": entry[1], "p": pixels_digest(entry[2])})
+                    else:
+                        self._writer.write_audio(entry[1], round(entry[2]))
+                self._writer.flush()
+            except OSError as exc:  # a full or vanished disk: count, report once, go on
+                if self.error is None:
+                    self.error = exc.strerror or str(exc)
+                    log.error(
+                        "%s: cannot write the take at frame %d (%s); frames are dropped",
+                        self.path,
+                        frame_index,
+                        self.error,
+                    )
+                self.dropped += len(batch)
+            if batch[-1] is _STOP:
+                with contextlib.suppress(OSError):
+                    self._writer.close()
+                return
+
+
+def _frame_record(item: tuple, audio_samples: int) -> dict[str, Any]:
+    frame, t_s, dt_s, events, texts, values, start = item
+    record: dict[str, Any] = {"k": "f", "i": frame, "t": t_s, "dt": dt_s}
+    if events:
+        record["e"] = [[e.name, e.value] for e in events]
+    if texts:
+        record["x"] = [[source, text_json(text)] for source, text in texts]
+    if start:
+        record["s"] = start
+    record["v"] = values_digest(values)
+    if audio_samples:
+        record["a"] = audio_samples
+    return record
+
+
+class CaptureSwitch:
+    """A live show's capturing: `key:c` starts and stops takes, the live sound is
+    heard, the HUD gets a line.
+
+    Args:
+        show: the show.
+        live_size_px: the size it is presented at.
+        first: the first take's folder (`--capture`), or None for the default name.
+        frames_in_step: see `take_header`.
+        check_frames: pass to each TakeCapture.
+    Thread: main (the frame loop); `hear` from the audio thread.
+    """
+
+    def __init__(
+        self,
+        show: Show,
+        live_size_px: tuple[int, int],
+        first: Path | None,
+        *,
+        frames_in_step: bool = False,
+        check_frames: bool = False,
+    ) -> None:
+        self.show = show
+        self.frames_in_step = frames_in_step
+        self.live_size_px = live_size_px
+        self.check_frames = check_frames
+        self._next = Path(first) if first is not None else None
+        self.take: TakeCapture | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Start a take (a fresh name when the last one is taken). Thread: main."""
+        from runtime.errors import ConfigError
+
+        path = fresh_name(self._next or self._default_path())
+        try:
+            self.take = TakeCapture(
+                path,
+                take_header(self.show, self.live_size_px, frames_in_step=self.frames_in_step),
+                check_frames=self.check_frames,
+            )
+        except ConfigError as exc:
+            self.error = str(exc)
+            log.error("no capture: %s", exc)
+            return
+        self.error = None
+        self._next = path
+        log.info("capturing the performance into %s", path)
+
+    def stop(self) -> None:
+        """Close the take being written, if any. Thread: main."""
+        if self.take is not None:
+            take, self.take = self.take, None
+            take.close()
+
+    def frame(
+        self,
+        frame: int,
+        t_s: float,
+        dt_s: float,
+        snapshot: Snapshot,
+        texts: Sequence[tuple[str, str | bytes]],
+        values: Mapping[str, float],
+    ) -> None:
+        """Toggle on `key:c`, then capture the frame when capturing.
+
+        Thread: the frame loop (Player.map).
+        """
+        for event in snapshot.events:
+            if event.name == TOGGLE_KEY and event.value > 0.5:
+                if self.take is None:
+                    self.start()
+                else:
+                    self.stop()
+        if self.take is not None:
+            self.take.frame(frame, t_s, dt_s, snapshot, texts, values)
+
+    def see(self, compositor: Compositor, size_px: tuple[int, int]) -> None:
+        """See TakeCapture.see. Thread: the frame loop."""
+        if self.take is not None:
+            self.take.see(compositor, size_px)
+
+    def hear(self, block: np.ndarray, rate_hz: float) -> None:
+        """See TakeCapture.hear. Thread: the audio analysis thread."""
+        take = self.take
+        if take is not None:
+            take.hear(block, rate_hz)
+
+    def status(self) -> str | None:
+        """The HUD line, or None while not capturing. Thread: main."""
+        if self.take is not None:
+            return self.take.status()
+        if self.error:
+            return f"capture failed: {self.error}"
+        return None
+
+    def _default_path(self) -> Path:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path(self.show.path).parent / "takes" / f"{Path(self.show.path).stem}-{stamp}.take"
+
+
+def fresh_name(path: Path) -> Path:
+    """`path`, or `path` with -2, -3 ... before its suffix when it exists already.
+
+    Thread: any.
+    """
+    path = Path(path)
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def open_capture(
+    player: Player, live_size_px: tuple[int, int], first: Path | None, *, check_frames: bool
+) -> CaptureSwitch:
+    """Give a live show its capture switch: it hears the live sound (when the show
+    has an audio input) and captures from the first frame when `first` is given.
+
+    Args:
+        player: the live show's player (its `capture` is set).
+        live_size_px: the size the show is presented at.
+        first: `--capture TAKE`, or None (then `key:c` starts a take).
+        check_frames: `--capture-frames`: a digest of every frame's pixels too.
+    Returns:
+        The switch (also `player.capture`).
+    Thread: main, before the frame loop.
+    """
+    switch = CaptureSwitch(
+        player.show,
+        live_size_px,
+        first,
+        frames_in_step=player.draws_in_gl,
+        check_frames=check_frames,
+    )
+    for source in player.inputs:
+        if hasattr(source, "listen"):
+            source.listen(switch.hear)
+    if first is not None:
+        switch.start()
+    player.capture = switch
+    return switch
