@@ -561,7 +561,7 @@ def _hands_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_hands_model(args: argparse.Namespace) -> int:
     """Build the hand model bundle once. Thread: main."""
-    from runtime.inputs.hands_model import ensure_hand_task
+    from runtime.inputs.hands.model import ensure_hand_task
 
     print(ensure_hand_task(args.out, wheel=args.wheel, force=args.force))
     return 0
@@ -569,7 +569,7 @@ def cmd_hands_model(args: argparse.Namespace) -> int:
 
 def cmd_hands_record(args: argparse.Namespace) -> int:
     """Record hand landmarks. Thread: main."""
-    from runtime.inputs.hands import record_command
+    from runtime.inputs.hands.record import record_command
 
     try:
         line = record_command(

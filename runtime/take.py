@@ -1,6 +1,6 @@
 """The take format: one file format for everything an input gave a show, for
 capturing a performance (runtime/capture.py), rendering it again
-(runtime/take_render.py) and recording hand landmarks (runtime/inputs/hands.py).
+(runtime/take_render.py) and recording hand landmarks (runtime/inputs/hands/).
 
 A take is a folder (by habit named `NAME.take`):
 
@@ -21,7 +21,7 @@ settings). Every later line is a record with a kind `k`:
         bus already held when the capture began.
     {"k": "p", "i": 12, "p": "0badf00d"}   a digest of frame 12's pixels (optional)
     {"k": "a", "rate_hz": 48000}            audio.f32's sample rate
-    {"k": "h", "t": 0.40, "hands": [...]}   hand landmarks (runtime/inputs/hands.py)
+    {"k": "h", "t": 0.40, "hands": [...]}   hand landmarks (runtime/inputs/hands/)
 
 Each line is written whole and flushed, so a take cut short by a crash or SIGKILL
 keeps every complete line: a last line without its newline is ignored (with a

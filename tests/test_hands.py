@@ -20,26 +20,21 @@ from runtime.config import Table
 from runtime.errors import ConfigError, InputError
 from runtime.filters import OneEuro, smoothing_alpha
 from runtime.inputs import build_inputs, hands
-from runtime.inputs.hands import (
-    Hand,
-    HandsFeed,
-    HandsInput,
-    HandTracker,
-    Recording,
-    RecordingWriter,
-    derive,
-    openness_amount,
-    pinch_amount,
-    read_recording,
-    read_settings,
-)
-from runtime.inputs.hands_model import (
+from runtime.inputs.hands import live as hands_live
+from runtime.inputs.hands.camera import Landmarker
+from runtime.inputs.hands.feed import HandsFeed
+from runtime.inputs.hands.geometry import Hand, derive, openness_amount, pinch_amount
+from runtime.inputs.hands.live import HandsInput
+from runtime.inputs.hands.model import (
     ALIGN_BYTES,
     MODELS,
     build_hand_task,
     check_hand_task,
     default_task_path,
 )
+from runtime.inputs.hands.recording import Recording, RecordingWriter, read_recording
+from runtime.inputs.hands.settings import read_settings
+from runtime.inputs.hands.tracker import HandTracker
 from runtime.show import load_show
 from runtime.signals import SignalBus
 
@@ -407,7 +402,7 @@ def real_model() -> Path:
 
 def test_missing_camera_is_reported_once_and_retried(tmp_path, monkeypatch, caplog):
     real_model()
-    monkeypatch.setattr(hands, "RETRY_S", 0.05)
+    monkeypatch.setattr(hands_live, "RETRY_S", 0.05)
     bus = SignalBus()
     live = hands.build(table({"camera": 63}), bus, folder=tmp_path, offline=False)
     with caplog.at_level(logging.WARNING, logger="runtime.inputs.hands"):
@@ -428,7 +423,7 @@ def test_real_landmarker_finds_a_real_hand_and_not_a_blank_wall():
     model = real_model()
     from PIL import Image
 
-    landmarker = hands.Landmarker(model, max_hands=2, min_confidence=0.5)
+    landmarker = Landmarker(model, max_hands=2, min_confidence=0.5)
     try:
         rgb = np.asarray(Image.open(DATA / "open_hand_200.jpg").convert("RGB"))
         found = landmarker.detect(np.ascontiguousarray(rgb), 0.0)
