@@ -547,9 +547,11 @@ def _hands_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--force", action="store_true", help="rebuild even if a good one is there")
     m.set_defaults(func=cmd_hands_model)
     r = hands.add_parser(
-        "record", help="record hand landmarks from a camera or a video into a .jsonl"
+        "record", help="record hand landmarks from a camera or a video into a take"
     )
-    r.add_argument("out", type=Path, help="the landmark recording to write (.jsonl)")
+    r.add_argument(
+        "out", type=Path, help="the take folder to write (e.g. rehearsal.take; docs/SENSORS.md)"
+    )
     source = r.add_mutually_exclusive_group()
     source.add_argument("--camera", help="camera index or device path (default 0)")
     source.add_argument("--video", type=Path, help="a video file instead of a camera")

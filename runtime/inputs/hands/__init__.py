@@ -3,7 +3,7 @@ recording, smoothed with the one-euro filter and turned into a few signals per h
 
     [inputs.hands]
     camera = 0                 # a camera index or device path (the default source) ...
-    # file = "hands.jsonl"     # ... or a video file, or a landmark recording (.jsonl)
+    # file = "hands.take"      # ... or a video file, or a landmark recording (a take)
     loop = true                # files start again at their end
     max_hands = 2              # 1..4 hand slots
     model = "hand_landmarker.task"   # default: the cache (`run_show.py hands model`)

@@ -31,7 +31,7 @@ def record(
 
     Args:
         settings: the source (camera or a video `file`), model and max_hands.
-        out: the .jsonl file to write.
+        out: the take folder to write.
         seconds: stop after this much source time; None runs to the video's end (a
             video is never looped here) or until `stop`.
         stop: an event that ends the recording.
@@ -79,7 +79,7 @@ def record_command(
     """`run_show.py hands record`: record a camera (the default, camera 0) or a video.
 
     Args:
-        out: the .jsonl to write.
+        out: the take folder to write.
         camera: a camera index ("1") or device path; None and no video for camera 0.
         video: a video file instead of a camera.
         seconds: stop after this much source time (a camera otherwise runs to Ctrl-C).

@@ -1,8 +1,7 @@
-"""Landmark recordings: reading and writing them."""
+"""Landmark recordings: hand landmarks in a take (runtime/take.py), read and written."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,18 +12,18 @@ import numpy as np
 
 from runtime.errors import ConfigError
 from runtime.inputs.hands.geometry import N_LANDMARKS, Frame, Hand
+from runtime.take import TakeWriter, read_take
 
-RECORDING_FORMAT = "latentstage-hands"
-RECORDING_VERSION = 1
+#: The record kind of hand landmarks in a take.
+HANDS_RECORD = "h"
 
-# -- landmark recordings -----------------------------------------------------------------
+# A landmark recording is a take (runtime/take.py) whose header has a `hands` entry
+# and whose records are one frame each (an empty `hands` list is a frame with no hand
+# in it, which matters for `present`):
 #
-# JSON lines. The first line is a header; each later line one frame (an empty `hands`
-# list is a frame with no hand in it, which matters for `present`):
-#
-#   {"format": "latentstage-hands", "version": 1, "size_px": [640, 480], "source": "camera 0"}
-#   {"t_s": 0.0, "hands": [{"image": [[x, y, z], ... 21], "world": [[x, y, z], ... 21],
-#                           "handedness": "Right", "score": 0.97}]}
+#   {"format": "latentstage-take", ..., "hands": {"size_px": [640, 480], "source": "camera 0"}}
+#   {"k": "h", "t": 0.0, "hands": [{"image": [[x, y, z], ... 21], "world": [[x, y, z], ... 21],
+#                                   "handedness": "Right", "score": 0.97}]}
 
 
 @dataclass(frozen=True)
@@ -45,96 +44,76 @@ class Recording:
 
 
 def read_recording(path: Path) -> Recording:
-    """Read a landmark recording.
+    """Read the hand landmarks of a take.
 
     Args:
-        path: the .jsonl file.
+        path: the take folder.
     Returns:
         The recording.
     Raises:
-        ConfigError: missing file or a malformed line (named by file and line).
+        ConfigError: no take there, a take without hand landmarks, or a malformed
+            line (named by file and line).
     Thread: any.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    rows = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    if not rows:
-        raise ConfigError(f"{path}: empty; expected a '{RECORDING_FORMAT}' header line")
-    header = _json_line(path, *rows[0])
-    if header.get("format") != RECORDING_FORMAT or header.get("version") != RECORDING_VERSION:
-        raise ConfigError(
-            f"{path}:{rows[0][0]}: expected a header with format '{RECORDING_FORMAT}' "
-            f"and version {RECORDING_VERSION}, got {rows[0][1][:80]!r}"
-        )
-    size = header.get("size_px")
+    take = read_take(path)
+    where = take.events_path
+    about = take.header.get("hands")
+    size = about.get("size_px") if isinstance(about, dict) else None
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
-        raise ConfigError(f"{path}:{rows[0][0]}: 'size_px' must be [width, height]")
+        raise ConfigError(
+            f"{where}:1: not a hand landmark recording (the header needs "
+            "'hands': {'size_px': [width, height]}; record one with `run_show.py hands record`)"
+        )
     frames = []
     last_t_s = -math.inf
-    for number, line in rows[1:]:
-        row = _json_line(path, number, line)
-        t_s = row.get("t_s")
+    for number, row in take.records:
+        if row["k"] != HANDS_RECORD:
+            continue
+        t_s = row.get("t")
         if not _is_number(t_s) or t_s <= last_t_s:
-            raise ConfigError(f"{path}:{number}: 't_s' must be a number above the last frame's")
+            raise ConfigError(f"{where}:{number}: 't' must be a number above the last frame's")
         hands = row.get("hands")
         if not isinstance(hands, list):
-            raise ConfigError(f"{path}:{number}: 'hands' must be a list")
-        frames.append(Frame(float(t_s), tuple(_hand(path, number, h) for h in hands)))
+            raise ConfigError(f"{where}:{number}: 'hands' must be a list")
+        frames.append(Frame(float(t_s), tuple(_hand(where, number, h) for h in hands)))
         last_t_s = t_s
     return Recording((int(size[0]), int(size[1])), tuple(frames))
 
 
 class RecordingWriter:
-    """Writes a landmark recording frame by frame (flushed per frame, so a recording
-    cut short by Ctrl-C or a crash keeps what it had).
+    """Writes hand landmarks into a take, frame by frame (flushed per frame, so a
+    recording cut short by Ctrl-C or a crash keeps what it had).
 
     Args:
-        path: the .jsonl file to write.
+        path: the take folder to write (it must not hold a take yet).
         size_px: the source frame's (width, height).
         source: a description of the source, kept in the header.
+    Raises:
+        ConfigError: the folder cannot be written or already holds a take.
     Thread: one thread.
     """
 
     def __init__(self, path: Path, size_px: tuple[int, int], source: str) -> None:
         self.path = Path(path)
         self.frames = 0
-        self._file = self.path.open("w", encoding="utf-8")
-        header = {
-            "format": RECORDING_FORMAT,
-            "version": RECORDING_VERSION,
-            "size_px": list(size_px),
-            "source": source,
-        }
-        self._file.write(json.dumps(header) + "\n")
+        self._take = TakeWriter(self.path, {"hands": {"size_px": list(size_px), "source": source}})
 
     def write(self, t_s: float, hands: Sequence[Hand]) -> None:
         """Append one frame. Thread: owner."""
-        row = {"t_s": round(t_s, 6), "hands": [_hand_json(h) for h in hands]}
-        self._file.write(json.dumps(row, separators=(",", ":")) + "\n")
-        self._file.flush()
+        record = {"k": HANDS_RECORD, "t": round(t_s, 6), "hands": [_hand_json(h) for h in hands]}
+        self._take.write(record)
+        self._take.flush()
         self.frames += 1
 
     def close(self) -> None:
-        """Close the file. Thread: owner."""
-        self._file.close()
+        """Close the take. Thread: owner."""
+        self._take.close()
 
     def __enter__(self) -> RecordingWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _json_line(path: Path, number: int, line: str) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{number}: not JSON ({exc.msg})") from None
-    if not isinstance(row, dict):
-        raise ConfigError(f"{path}:{number}: expected a JSON object")
-    return row
 
 
 def _hand(path: Path, number: int, data: Any) -> Hand:

@@ -39,8 +39,8 @@ class HandsSettings:
 
     @property
     def is_recording(self) -> bool:
-        """True when the source is a landmark recording. Thread: any."""
-        return self.file is not None and self.file.suffix.lower() == ".jsonl"
+        """True when the source is a landmark recording (a take folder). Thread: any."""
+        return self.file is not None and self.file.is_dir()
 
 
 def read_settings(table: Table, folder: Path) -> HandsSettings:
@@ -63,14 +63,13 @@ def read_settings(table: Table, folder: Path) -> HandsSettings:
     file = None
     if file_s is not None:
         file = folder / file_s
-        suffixes = (*VIDEO_SUFFIXES, ".jsonl")
-        if file.suffix.lower() not in suffixes:
+        if not file.is_dir() and file.suffix.lower() not in VIDEO_SUFFIXES:
             raise table.error(
                 "file",
                 f"expected a video ({', '.join(VIDEO_SUFFIXES)}) or a landmark recording "
-                f"(.jsonl), got {file_s!r}",
+                f"(a take folder, `run_show.py hands record`), got {file_s!r}",
             )
-        if not file.is_file():
+        if not file.exists():
             raise table.error("file", f"file not found: {file}")
     elif camera is None:
         camera = 0
