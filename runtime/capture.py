@@ -50,8 +50,6 @@ QUEUE_RECORDS = 4096
 #: The key that starts and stops capturing.
 TOGGLE_KEY = "key:c"
 
-_STOP = object()
-
 
 def take_header(
     show: Show, live_size_px: tuple[int, int], *, frames_in_step: bool
@@ -118,6 +116,7 @@ class TakeCapture:
         self.dropped = 0
         self.audio_samples = 0
         self.error: str | None = None
+        self._ending = threading.Event()
         self._first = True
         self._last_frame: int | None = None
         self._began = time.perf_counter()
@@ -185,35 +184,43 @@ class TakeCapture:
             line += f"  ERROR {self.error}"
         return line
 
-    def close(self) -> None:
-        """Write what is queued, close the files and log a summary. Thread: main."""
-        try:
-            self._queue.put(_STOP, timeout=5.0)
-        except queue.Full:
-            log.error("%s: the capture writer is stuck; closing without the rest", self.path)
-        self._thread.join(timeout=10.0)
-        log.info("captured %d frames (%d dropped) into %s", self.frames, self.dropped, self.path)
+    def end(self) -> None:
+        """Stop taking records; the writer writes what is queued, closes the files
+        and logs a summary on its own. Never blocks. Thread: the frame loop."""
+        self._ending.set()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """`end`, then wait for the writer to finish (at the end of the show).
+
+        Thread: main.
+        """
+        self.end()
+        self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            log.error(
+                "%s: the capture writer is stuck; the take may lack its last frames", self.path
+            )
 
     def _run(self) -> None:
         frame_index = -1
         while True:
-            item = self._queue.get()
-            batch = [item]
-            while item is not _STOP and not self._queue.empty():
-                item = self._queue.get_nowait()
-                batch.append(item)
             try:
-                for entry in batch:
-                    if entry is _STOP:
-                        break
-                    kind = entry[0]
+                batch = [self._queue.get(timeout=0.1)]
+            except queue.Empty:
+                if self._ending.is_set():
+                    break
+                continue
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                for kind, data, extra in batch:
                     if kind == "f":
-                        frame_index = entry[1][0]
-                        self._writer.write(_frame_record(entry[1], entry[2]))
+                        frame_index = data[0]
+                        self._writer.write(_frame_record(data, extra))
                     elif kind == "p":
-                        self._writer.write({"k": "p", "i": entry[1], "p": pixels_digest(entry[2])})
+                        self._writer.write({"k": "p", "i": data, "p": pixels_digest(extra)})
                     else:
-                        self._writer.write_audio(entry[1], round(entry[2]))
+                        self._writer.write_audio(data, round(extra))
                 self._writer.flush()
             except OSError as exc:  # a full or vanished disk: count, report once, go on
                 if self.error is None:
@@ -225,10 +232,9 @@ class TakeCapture:
                         self.error,
                     )
                 self.dropped += len(batch)
-            if batch[-1] is _STOP:
-                with contextlib.suppress(OSError):
-                    self._writer.close()
-                return
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        log.info("captured %d frames (%d dropped) into %s", self.frames, self.dropped, self.path)
 
 
 def _frame_record(item: tuple, audio_samples: int) -> dict[str, Any]:
@@ -272,15 +278,18 @@ class CaptureSwitch:
         self.frames_in_step = frames_in_step
         self.live_size_px = live_size_px
         self.check_frames = check_frames
-        self._next = Path(first) if first is not None else None
+        self._base = Path(first) if first is not None else None
         self.take: TakeCapture | None = None
+        self._ended: list[TakeCapture] = []
         self.error: str | None = None
 
     def start(self) -> None:
         """Start a take (a fresh name when the last one is taken). Thread: main."""
         from runtime.errors import ConfigError
 
-        path = fresh_name(self._next or self._default_path())
+        if self._base is None:
+            self._base = self._default_path()
+        path = fresh_name(self._base)
         try:
             self.take = TakeCapture(
                 path,
@@ -292,14 +301,25 @@ class CaptureSwitch:
             log.error("no capture: %s", exc)
             return
         self.error = None
-        self._next = path
         log.info("capturing the performance into %s", path)
 
     def stop(self) -> None:
-        """Close the take being written, if any. Thread: main."""
+        """End the take being written, if any, without waiting for its writer.
+
+        Thread: the frame loop.
+        """
         if self.take is not None:
             take, self.take = self.take, None
+            take.end()
+            self._ended.append(take)
+
+    def close(self) -> None:
+        """End capturing and wait for every take's writer to finish (the end of the
+        show). Thread: main."""
+        self.stop()
+        for take in self._ended:
             take.close()
+        self._ended.clear()
 
     def frame(
         self,

@@ -242,7 +242,7 @@ def play_live(
             if health is not None:
                 health.close()
             player.stop()
-            capturing.stop()
+            capturing.close()
             shade.release()
             window.close()
     log.info("played %d frames: %s | %s", stats.frames, stats.line(), generator_line(player))

@@ -21,7 +21,8 @@ from PIL import Image
 from pythonosc.udp_client import SimpleUDPClient
 
 import xdisplay
-from runtime.capture import TakeCapture, fresh_name
+from helpers import copy_show
+from runtime.capture import CaptureSwitch, TakeCapture, fresh_name
 from runtime.errors import ConfigError
 from runtime.show import load_show
 from runtime.signals import SignalBus
@@ -279,3 +280,36 @@ def test_a_take_started_mid_show_carries_the_values_already_held(tmp_path):
     assert fresh_name(tmp_path / "mid.take") == tmp_path / "mid-2.take"
     with pytest.raises(ConfigError, match="already holds a take"):
         TakeCapture(tmp_path / "mid.take", {}, check_frames=False)
+
+
+def test_key_c_starts_and_stops_takes_with_fresh_names(tmp_path):
+    show = load_show(copy_show(tmp_path))
+    switch = CaptureSwitch(show, (96, 64), None)
+    bus = SignalBus()
+
+    def frame(i, *writes):
+        for name, value in writes:
+            bus.set(name, value)
+        switch.frame(i, i / 30, 1 / 30, bus.snapshot(), [], {"x": float(i)})
+
+    frame(0)
+    assert switch.take is None and switch.status() is None
+    frame(1, ("key:c", 1.0))
+    frame(2, ("key:c", 0.0))
+    frame(3)
+    first = switch.take.path
+    assert first.parent == tmp_path / "takes" and re.fullmatch(
+        r"tiny-\d{8}-\d{6}\.take", first.name
+    )
+    assert re.fullmatch(rf"capture 00:00:0\d {first.name}  3 frames", switch.status())
+    frame(4, ("key:c", 1.0))  # stops: the writer finishes on its own
+    assert switch.take is None
+    frame(5, ("key:c", 0.0), ("key:c", 1.0))
+    frame(6, ("key:c", 0.0), ("key:c", 1.0), ("key:c", 0.0), ("key:c", 1.0))  # off and on
+    third = switch.take.path
+    switch.close()
+    assert third == first.with_name(f"{first.stem}-3.take")
+    assert [f.frame for f in read_take(first).frames] == [1, 2, 3]
+    assert read_take(first).frames[0].events == (("key:c", 1.0),)
+    assert [f.frame for f in read_take(first.with_name(f"{first.stem}-2.take")).frames] == [5]
+    assert [f.frame for f in read_take(third).frames] == [6]
