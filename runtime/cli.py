@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames",
         type=int,
         metavar="N",
-        help="frames to render with --headless (default: the show's audio file's length, else 300)",
+        help="frames to render with --headless (default: the show's audio file's length, else "
+        "300; with --take: the whole take)",
     )
     play.add_argument(
         "--out",
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="with --headless and a video --out: mux this audio file in (default: the "
-        "show's [inputs.audio] file)",
+        "show's [inputs.audio] file; with --take: the captured sound)",
     )
     _take_options(play)
     _ray_options(play)
@@ -450,7 +451,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             )
         from runtime.take_render import render_take
 
-        report = render_take(show, args.take, out=args.out)
+        report = render_take(show, args.take, out=args.out, frames=args.frames, audio=args.audio)
         print(report.line())
         return 0
     if args.capture and args.headless:

@@ -140,7 +140,15 @@ def resize_output(
     )
 
 
-def render_take(show: Show, take_path: Path, *, out: Path, progress: bool = True) -> TakeReport:
+def render_take(
+    show: Show,
+    take_path: Path,
+    *,
+    out: Path,
+    frames: int | None = None,
+    audio: Path | None = None,
+    progress: bool = True,
+) -> TakeReport:
     """Render a take offline: its frames at their live times, its bus contents,
     its sound as the soundtrack. A stop signal ends it early with a playable file.
 
@@ -149,6 +157,8 @@ def render_take(show: Show, take_path: Path, *, out: Path, progress: bool = True
             size, canvas, generator); its inputs are not opened.
         take_path: the take folder.
         out: an .mp4/.mov/.mkv file, or a folder for PNGs.
+        frames: render only the take's first `frames` live frames (a preview).
+        audio: a soundtrack to use instead of the captured sound.
         progress: show a progress bar.
     Returns:
         The report (also logged).
@@ -160,9 +170,11 @@ def render_take(show: Show, take_path: Path, *, out: Path, progress: bool = True
     take = read_take(take_path)
     if not take.frames:
         raise ConfigError(f"{take.events_path}: no frames were captured")
+    if frames is not None:
+        take = replace(take, frames=take.frames[: max(frames, 1)])
     _warn_changes(show, take)
     with StopFlag() as stop, tempfile.TemporaryDirectory(prefix="latentstage-take-") as tmp:
-        soundtrack = _soundtrack(take, Path(tmp))
+        soundtrack = audio or _soundtrack(take, Path(tmp))
         report = _render(show, take, out, soundtrack, progress, stop)
     log.info("%s: %s", take.path, report.line())
     for kind, bad in (("mapped values", report.values_differ), ("pixels", report.pixels_differ)):

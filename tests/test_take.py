@@ -23,6 +23,7 @@ from pythonosc.udp_client import SimpleUDPClient
 import xdisplay
 from helpers import copy_show
 from runtime.capture import CaptureSwitch, TakeCapture, fresh_name
+from runtime.cli import main
 from runtime.errors import ConfigError
 from runtime.show import load_show
 from runtime.signals import SignalBus
@@ -202,11 +203,39 @@ def test_a_take_killed_by_sigkill_renders_to_its_last_frame_with_its_sound(displ
     audio_events = [n for f in captured.frames for n, _ in f.events if n.startswith("audio:")]
     assert audio_events, "the audio features were not captured"
     video = tmp_path / "killed.mp4"
-    report = render_take(load_show(show), take, out=video, progress=False)
-    assert report.frames == len(frames) and report.values_differ == []
-    assert abs(report.written - round((frames[-1]["t"] - frames[0]["t"]) * 30) - 1) <= 1
+    render = run_show([str(show), "--take", str(take), "--headless", "--out", str(video)], None)
+    text, _ = render.communicate(timeout=300)
+    assert render.returncode == 0, text
+    assert "the last line is incomplete" in text
+    n = len(frames)
+    found = re.search(
+        rf"rendered {n} live frames \((\d+) written\); mapped values as live on {n}/{n}", text
+    )
+    assert found, text
+    assert abs(int(found[1]) - round((frames[-1]["t"] - frames[0]["t"]) * 30) - 1) <= 1
     streams = _streams(video)
     assert streams == ["video", "audio"] or streams == ["audio", "video"], streams
+    # A preview of the first frames, at another size.
+    preview = tmp_path / "preview"
+    render = run_show(
+        [
+            str(show),
+            "--take",
+            str(take),
+            "--headless",
+            "--out",
+            str(preview),
+            "--frames",
+            "5",
+            "--size",
+            "48x32",
+        ],
+        None,
+    )
+    text, _ = render.communicate(timeout=300)
+    assert render.returncode == 0 and "rendered 5 live frames (5 written)" in text, text
+    shots = sorted(preview.glob("*.png"))
+    assert len(shots) == 5 and Image.open(shots[0]).size == (48, 32)
 
 
 def _streams(path: Path) -> list[str]:
@@ -218,6 +247,19 @@ def _streams(path: Path) -> list[str]:
         text=True,
     ).stderr
     return [m.lower() for m in re.findall(r"Stream #\S+.*?: (Video|Audio)", info)]
+
+
+def test_take_options_are_checked(tmp_path, capsys):
+    show = str(copy_show(tmp_path))
+    assert main([show, "--take", "x.take"]) == 1
+    assert "--take renders offline: add --headless and --out" in capsys.readouterr().err
+    assert main([show, "--capture", "x.take", "--headless", "--out", "x.mp4"]) == 1
+    assert "--capture captures a live performance" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([show, "--size", "12"])
+    assert "expected WIDTHxHEIGHT in pixels, e.g. 1280x720, got '12'" in capsys.readouterr().err
+    assert main([show, "--take", str(tmp_path), "--headless", "--out", "x.mp4"]) == 1
+    assert f"{tmp_path}: not a take (no take.jsonl in it)" in capsys.readouterr().err
 
 
 def test_a_broken_line_is_named_by_file_and_line(tmp_path):
