@@ -162,16 +162,18 @@ class TakeCapture:
 
         Thread: the audio analysis thread.
         """
-        self._put(("a", block, rate_hz))
-        self.audio_samples += len(block)
+        if self._put(("a", block, rate_hz)):
+            self.audio_samples += len(block)
 
-    def _put(self, item: tuple) -> None:
+    def _put(self, item: tuple) -> bool:
         try:
             self._queue.put_nowait(item)
-            if item[0] == "f":
-                self.frames += 1
         except queue.Full:
             self.dropped += 1
+            return False
+        if item[0] == "f":
+            self.frames += 1
+        return True
 
     def status(self) -> str:
         """'capture 00:01:23 set.take  4213 frames' for the HUD. Thread: any."""
