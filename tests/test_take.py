@@ -7,6 +7,7 @@ last complete frame with its sound; a broken line is named by file and line."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -101,7 +102,7 @@ class Output:
 
 @pytest.mark.gl
 @pytest.mark.slow
-def test_a_live_take_over_osc_and_jack_midi_renders_frame_exact(display, tmp_path):
+def test_a_live_take_over_osc_and_jack_midi_renders_frame_exact(display, tmp_path, caplog):
     with jack_server() as server:
         backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
         port_name = f"{server}-knobs"
@@ -165,6 +166,21 @@ def test_a_live_take_over_osc_and_jack_midi_renders_frame_exact(display, tmp_pat
     assert (twice.values_checked, twice.values_differ, twice.pixels_checked) == (n, [], 0)
     frames = sorted((tmp_path / "twice").glob("frame_*.png"))
     assert len(frames) == n and Image.open(frames[-1]).size == (192, 128)
+
+    # A mapping edited since: named in a warning, and the check sees every frame differ.
+    mapping = tmp_path / "take_mapping.toml"
+    mapping.write_text(
+        MAPPING.replace('"shader.trails.decay" = 0.5', '"shader.trails.decay" = 0.6')
+    )
+    with caplog.at_level(logging.WARNING):
+        edited = render_take(
+            load_show(show), take, out=tmp_path / "edited", frames=10, progress=False
+        )
+    assert edited.values_differ == list(range(10)) and edited.pixels_differ
+    assert f"{mapping} changed since the capture" in caplog.text
+    assert (
+        "mapped values differ from the live show's on 10 frames, first 0, 1, 2, 3, 4" in caplog.text
+    )
 
 
 @pytest.mark.gl
