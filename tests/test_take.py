@@ -276,6 +276,12 @@ def test_take_options_are_checked(tmp_path, capsys):
     assert "expected WIDTHxHEIGHT in pixels, e.g. 1280x720, got '12'" in capsys.readouterr().err
     assert main([show, "--take", str(tmp_path), "--headless", "--out", "x.mp4"]) == 1
     assert f"{tmp_path}: not a take (no take.jsonl in it)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([show, "--help"])
+    taught = " ".join(capsys.readouterr().out.split())
+    for flag in ("--capture TAKE", "--capture-frames", "--take TAKE", "--size WxH", "--canvas WxH"):
+        assert flag in taught
+    assert "key c stops and starts takes" in taught
 
 
 def test_a_broken_line_is_named_by_file_and_line(tmp_path):
