@@ -22,12 +22,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime.errors import ConfigError
 from runtime.signals import Snapshot
 from runtime.take import (
     TakeWriter,
@@ -96,21 +97,27 @@ def take_header(
 class TakeCapture:
     """One take being written: a bounded queue and its writer thread.
 
+    The folder is made, and the header (`header()`, which may read files) written,
+    on the writer thread: starting a take costs the frame loop nothing. A folder that
+    cannot be written is reported in `error`, the log and the status line; the
+    records are then dropped.
+
     Args:
-        path: the take folder to create.
-        header: `take_header`'s fields.
+        path: the take folder to create (it must not hold a take yet).
+        header: gives the header's fields (`take_header`), called on the writer.
         check_frames: also take a digest of every frame's pixels (a read-back per
             frame), so the render can prove it draws the same frames.
-    Raises:
-        ConfigError: the folder cannot be written or already holds a take.
-    Thread: made on main; `frame`, `see` from the frame loop; `hear` from the
-        audio thread.
+    Thread: made on the frame loop; `frame`, `see` from the frame loop; `hear` from
+        the audio thread.
     """
 
-    def __init__(self, path: Path, header: Mapping[str, Any], *, check_frames: bool) -> None:
+    def __init__(
+        self, path: Path, header: Callable[[], Mapping[str, Any]], *, check_frames: bool
+    ) -> None:
         self.path = Path(path)
         self.check_frames = check_frames
-        self._writer = TakeWriter(self.path, header)
+        self._header = header
+        self._writer: TakeWriter | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_RECORDS)
         self.frames = 0
         self.dropped = 0
@@ -179,9 +186,11 @@ class TakeCapture:
         """'capture 00:01:23 set.take  4213 frames' for the HUD. Thread: any."""
         elapsed = int(time.perf_counter() - self._began)
         clock = f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        if self._writer is None and self.error:
+            return f"capture {clock} FAILED: {self.error}"
         line = f"capture {clock} {self.path.name}  {self.frames} frames"
         if self.dropped:
-            line += f", {self.dropped} dropped (disk too slow)"
+            line += f", {self.dropped} dropped"
         if self.error:
             line += f"  ERROR {self.error}"
         return line
@@ -204,6 +213,11 @@ class TakeCapture:
             )
 
     def _run(self) -> None:
+        try:
+            self._writer = TakeWriter(self.path, self._header())
+        except ConfigError as exc:
+            self.error = str(exc)
+            log.error("no capture: %s", exc)
         frame_index = -1
         while True:
             try:
@@ -214,6 +228,9 @@ class TakeCapture:
                 continue
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if self._writer is None:
+                self.dropped += len(batch)
+                continue
             try:
                 for kind, data, extra in batch:
                     if kind == "f":
@@ -234,6 +251,8 @@ class TakeCapture:
                         self.error,
                     )
                 self.dropped += len(batch)
+        if self._writer is None:
+            return
         with contextlib.suppress(OSError):
             self._writer.close()
         log.info("captured %d frames (%d dropped) into %s", self.frames, self.dropped, self.path)
@@ -283,26 +302,18 @@ class CaptureSwitch:
         self._base = Path(first) if first is not None else None
         self.take: TakeCapture | None = None
         self._ended: list[TakeCapture] = []
-        self.error: str | None = None
 
     def start(self) -> None:
-        """Start a take (a fresh name when the last one is taken). Thread: main."""
-        from runtime.errors import ConfigError
-
+        """Start a take (a fresh name when the last one is taken). Thread: the frame
+        loop (the take's writer thread makes its folder)."""
         if self._base is None:
             self._base = self._default_path()
         path = fresh_name(self._base)
-        try:
-            self.take = TakeCapture(
-                path,
-                take_header(self.show, self.live_size_px, frames_in_step=self.frames_in_step),
-                check_frames=self.check_frames,
-            )
-        except ConfigError as exc:
-            self.error = str(exc)
-            log.error("no capture: %s", exc)
-            return
-        self.error = None
+        self.take = TakeCapture(
+            path,
+            lambda: take_header(self.show, self.live_size_px, frames_in_step=self.frames_in_step),
+            check_frames=self.check_frames,
+        )
         log.info("capturing the performance into %s", path)
 
     def stop(self) -> None:
@@ -358,11 +369,7 @@ class CaptureSwitch:
 
     def status(self) -> str | None:
         """The HUD line, or None while not capturing. Thread: main."""
-        if self.take is not None:
-            return self.take.status()
-        if self.error:
-            return f"capture failed: {self.error}"
-        return None
+        return None if self.take is None else self.take.status()
 
     def _default_path(self) -> Path:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

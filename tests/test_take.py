@@ -286,7 +286,7 @@ def test_take_options_are_checked(tmp_path, capsys):
 
 def test_a_broken_line_is_named_by_file_and_line(tmp_path):
     take = tmp_path / "bad.take"
-    capture = TakeCapture(take, {"show": "x"}, check_frames=False)
+    capture = TakeCapture(take, lambda: {"show": "x"}, check_frames=False)
     bus = SignalBus()
     for frame in range(3):
         bus.set("osc:/a", frame / 2)
@@ -308,7 +308,7 @@ def test_a_broken_line_is_named_by_file_and_line(tmp_path):
 def test_the_take_feed_gives_the_bus_what_the_live_mapping_saw(tmp_path):
     live = SignalBus()
     take_path = tmp_path / "feed.take"
-    capture = TakeCapture(take_path, {}, check_frames=False)
+    capture = TakeCapture(take_path, dict, check_frames=False)
     live.set("osc:/held", 0.25)  # before the capture's first frame, seen as an event
     seen = []
     for frame, writes in enumerate([[("midi:note/1", 1.0), ("midi:note/1", 0.0)], [], [("a", 2)]]):
@@ -334,7 +334,7 @@ def test_a_take_started_mid_show_carries_the_values_already_held(tmp_path):
     live = SignalBus()
     live.set("osc:/fader", 0.7)
     live.snapshot()  # frames before the capture began
-    capture = TakeCapture(tmp_path / "mid.take", {}, check_frames=False)
+    capture = TakeCapture(tmp_path / "mid.take", dict, check_frames=False)
     live.set("osc:/other", 0.1)
     capture.frame(500, 16.6, 0.033, live.snapshot(), [], {})
     capture.close()
@@ -342,8 +342,14 @@ def test_a_take_started_mid_show_carries_the_values_already_held(tmp_path):
     assert record.start_values == {"osc:/fader": 0.7}
     assert record.events == (("osc:/other", 0.1),)
     assert fresh_name(tmp_path / "mid.take") == tmp_path / "mid-2.take"
-    with pytest.raises(ConfigError, match="already holds a take"):
-        TakeCapture(tmp_path / "mid.take", {}, check_frames=False)
+    again = TakeCapture(tmp_path / "mid.take", dict, check_frames=False)
+    again.frame(501, 16.7, 0.033, live.snapshot(), [], {})
+    again.close()
+    assert "already holds a take" in again.error and again.dropped == 1
+    assert re.fullmatch(
+        r"capture 00:00:00 FAILED: .*mid\.take: already holds a take.*", again.status()
+    )
+    assert [f.frame for f in read_take(tmp_path / "mid.take").frames] == [500]
 
 
 def test_key_c_starts_and_stops_takes_with_fresh_names(tmp_path):
