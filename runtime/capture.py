@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -302,13 +302,16 @@ class CaptureSwitch:
         self._base = Path(first) if first is not None else None
         self.take: TakeCapture | None = None
         self._ended: list[TakeCapture] = []
+        self._names: set[Path] = set()
 
     def start(self) -> None:
         """Start a take (a fresh name when the last one is taken). Thread: the frame
         loop (the take's writer thread makes its folder)."""
         if self._base is None:
             self._base = self._default_path()
-        path = fresh_name(self._base)
+        # The writer makes the folder later: names handed out count as taken now.
+        path = fresh_name(self._base, self._names)
+        self._names.add(path)
         self.take = TakeCapture(
             path,
             lambda: take_header(self.show, self.live_size_px, frames_in_step=self.frames_in_step),
@@ -376,15 +379,16 @@ class CaptureSwitch:
         return Path(self.show.path).parent / "takes" / f"{Path(self.show.path).stem}-{stamp}.take"
 
 
-def fresh_name(path: Path) -> Path:
-    """`path`, or `path` with -2, -3 ... before its suffix when it exists already.
+def fresh_name(path: Path, taken: Collection[Path] = ()) -> Path:
+    """`path`, or `path` with -2, -3 ... before its suffix when it exists already
+    or is in `taken`.
 
     Thread: any.
     """
     path = Path(path)
     n = 1
     candidate = path
-    while candidate.exists():
+    while candidate in taken or candidate.exists():
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
