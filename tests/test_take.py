@@ -383,3 +383,29 @@ def test_key_c_starts_and_stops_takes_with_fresh_names(tmp_path):
     assert read_take(first).frames[0].events == (("key:c", 1.0),)
     assert [f.frame for f in read_take(first.with_name(f"{first.stem}-2.take")).frames] == [5]
     assert [f.frame for f in read_take(third).frames] == [6]
+
+
+@pytest.mark.gl
+def test_a_take_renders_the_same_twice_with_a_torch_generator(tmp_path):
+    """The tiny show's cppn runs on the generator thread (torch, device cpu)."""
+    show = load_show(copy_show(tmp_path))
+    take = tmp_path / "torch.take"
+    capture = TakeCapture(take, dict, check_frames=False)
+    bus = SignalBus()
+    times = [0.0, 0.03, 0.09, 0.1, 0.13, 0.2, 0.23, 0.26]  # irregular, as live frames come
+    for frame, t_s in enumerate(times):
+        bus.set("osc:/level", 0.0 if frame < 4 else 1.0)
+        capture.frame(frame, t_s, 0.033, bus.snapshot(), [], {})
+    capture.close()
+    renders = []
+    for name in ("one", "two"):
+        report = render_take(show, take, out=tmp_path / name, progress=False)
+        assert (report.frames, report.written, report.pixels_checked) == (8, 8, 0)
+        renders.append([np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))])
+    assert all(np.array_equal(a, b) for a, b in zip(*renders, strict=True))
+    dark, bright = renders[0][3].mean(), renders[0][-1].mean()
+    assert dark + 20 < bright  # brightness 0 for frames 0..3, 2 after
+    video = render_take(show, take, out=tmp_path / "irregular.mp4", progress=False)
+    # Video frames at 30 fps over 0.26 s: 9 slots; frame 2 (0.09 s) and frame 3
+    # (0.1 s) share the slot at 0.1 s (the later is kept), frames 1 and 4 fill two.
+    assert video.written == round(0.26 * 30) + 1
