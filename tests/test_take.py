@@ -1,8 +1,10 @@
 """Capture a performance and render it again: a live show under Xvfb steered over
 real UDP OSC and a JACK MIDI port is captured into a take; rendered from the take at
 the same size it gives the same mapped values and the same pixels on every frame, at
-twice the size frames twice the size; a take cut short by SIGKILL renders up to its
-last complete frame with its sound; a broken line is named by file and line."""
+twice the size frames twice the size, and an edited mapping is caught; a take cut
+short by SIGKILL renders through the CLI up to its last complete frame with its
+sound; the torch generator thread renders a take the same twice; key c starts and
+stops takes; broken lines are named by file and line."""
 
 from __future__ import annotations
 
