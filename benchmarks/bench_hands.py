@@ -21,8 +21,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runtime.config import Table
-from runtime.inputs.hands import HandTracker, Landmarker, read_settings
-from runtime.inputs.hands_model import default_task_path
+from runtime.inputs.hands.camera import Landmarker
+from runtime.inputs.hands.model import default_task_path
+from runtime.inputs.hands.settings import read_settings
+from runtime.inputs.hands.tracker import HandTracker
 from runtime.signals import SignalBus
 
 PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "hands" / "open_hand_200.jpg"

@@ -21,6 +21,10 @@ examples:
   run_show.py shows/demo.toml --fullscreen --monitor 1
   run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
   run_show.py shows/demo.toml --headless --frames 30 --out frames/
+  run_show.py shows/vj.toml --capture set.take    play and capture the performance
+                                                   (key c starts and stops takes too)
+  run_show.py shows/vj.toml --take set.take --headless --out set.mp4 --size 1920x1080
+                                                   render it again, frame-exact, larger
   run_show.py shows/music_video.toml --headless --out video.mp4 --ray
                                                    the same render on Ray workers, one
                                                    per GPU (--ray HOST:6379: a cluster)
@@ -87,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames",
         type=int,
         metavar="N",
-        help="frames to render with --headless (default: the show's audio file's length, else 300)",
+        help="frames to render with --headless (default: the show's audio file's length, else "
+        "300; with --take: the whole take)",
     )
     play.add_argument(
         "--out",
@@ -100,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="with --headless and a video --out: mux this audio file in (default: the "
-        "show's [inputs.audio] file)",
+        "show's [inputs.audio] file; with --take: the captured sound)",
     )
+    _take_options(play)
     _ray_options(play)
     play.set_defaults(func=cmd_play)
     _supervise_parser(sub)
@@ -142,6 +148,50 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         _log_options(command, after_command=True)
     return parser
+
+
+def _take_options(p: argparse.ArgumentParser) -> None:
+    take = p.add_argument_group("capture a performance and render it again (docs/PERFORMING.md)")
+    take.add_argument(
+        "--capture",
+        type=Path,
+        metavar="TAKE",
+        help="while playing live, write every input event, every frame's clock and the "
+        "live sound into the take folder TAKE (key c stops and starts takes; without "
+        "--capture the first goes to takes/ beside the show)",
+    )
+    take.add_argument(
+        "--capture-frames",
+        action="store_true",
+        help="with --capture: also keep a digest of every frame's pixels, so the take's "
+        "render can prove it draws the same frames (a read-back per frame)",
+    )
+    take.add_argument(
+        "--take",
+        type=Path,
+        metavar="TAKE",
+        help="with --headless and --out: render the captured performance TAKE, frame-exact, "
+        "with its sound; no live input is opened",
+    )
+    take.add_argument(
+        "--size",
+        type=_size,
+        metavar="WxH",
+        help="output size for this run (window or render), e.g. 1920x1080; the canvas "
+        "scales along unless --canvas is given",
+    )
+    take.add_argument(
+        "--canvas", type=_size, metavar="WxH", help="the size the shader passes render at"
+    )
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
+        return int(width), int(height)
+    raise argparse.ArgumentTypeError(
+        f"expected WIDTHxHEIGHT in pixels, e.g. 1280x720, got {text!r}"
+    )
 
 
 def _ray_options(p: argparse.ArgumentParser) -> None:
@@ -410,6 +460,22 @@ def cmd_play(args: argparse.Namespace) -> int:
             raise ShowError("--ray renders offline: add --headless and --out")
         require_ray()  # say how to install it before loading anything
     show = load_show(args.show)
+    if args.size or args.canvas:
+        from runtime.take_render import resize_output
+
+        show = resize_output(show, args.size, args.canvas)
+    if args.take is not None:
+        if not args.headless or args.out is None or distributed or args.capture:
+            raise ShowError(
+                "--take renders offline: add --headless and --out (not --ray or --capture)"
+            )
+        from runtime.take_render import render_take
+
+        report = render_take(show, args.take, out=args.out, frames=args.frames, audio=args.audio)
+        print(report.line())
+        return 0
+    if args.capture and args.headless:
+        raise ShowError("--capture captures a live performance: leave out --headless")
     if distributed:
         import torch
 
@@ -447,6 +513,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         monitor=args.monitor,
         duration_s=args.seconds,
         hud=not args.no_hud,
+        capture=args.capture,
+        capture_frames=args.capture_frames,
     )
     return 0
 
@@ -500,9 +568,11 @@ def _hands_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--force", action="store_true", help="rebuild even if a good one is there")
     m.set_defaults(func=cmd_hands_model)
     r = hands.add_parser(
-        "record", help="record hand landmarks from a camera or a video into a .jsonl"
+        "record", help="record hand landmarks from a camera or a video into a take"
     )
-    r.add_argument("out", type=Path, help="the landmark recording to write (.jsonl)")
+    r.add_argument(
+        "out", type=Path, help="the take folder to write (e.g. rehearsal.take; docs/SENSORS.md)"
+    )
     source = r.add_mutually_exclusive_group()
     source.add_argument("--camera", help="camera index or device path (default 0)")
     source.add_argument("--video", type=Path, help="a video file instead of a camera")
@@ -514,7 +584,7 @@ def _hands_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_hands_model(args: argparse.Namespace) -> int:
     """Build the hand model bundle once. Thread: main."""
-    from runtime.inputs.hands_model import ensure_hand_task
+    from runtime.inputs.hands.model import ensure_hand_task
 
     print(ensure_hand_task(args.out, wheel=args.wheel, force=args.force))
     return 0
@@ -522,7 +592,7 @@ def cmd_hands_model(args: argparse.Namespace) -> int:
 
 def cmd_hands_record(args: argparse.Namespace) -> int:
     """Record hand landmarks. Thread: main."""
-    from runtime.inputs.hands import record_command
+    from runtime.inputs.hands.record import record_command
 
     try:
         line = record_command(

@@ -21,6 +21,7 @@ import moderngl
 import numpy as np
 import torch
 
+from runtime.capture import open_capture
 from runtime.generators.base import Params
 from runtime.generators.worker import FrameResult
 from runtime.health import HealthServer, Vitals
@@ -103,6 +104,8 @@ def play_live(
     duration_s: float | None = None,
     hud: bool = True,
     clock: Clock = time.time,
+    capture: Path | None = None,
+    capture_frames: bool = False,
 ) -> FrameStats:
     """Play a show in a window until the performer quits (Esc or q) or a stop signal
     (SIGTERM, SIGINT, SIGHUP) arrives; either way inputs are closed and the
@@ -119,6 +122,9 @@ def play_live(
         hud: start with the HUD shown (h toggles it).
         clock: the wall clock the opening hours read (an aware datetime or a UTC
             timestamp); tests inject one.
+        capture: capture the performance into this take from the first frame
+            (runtime/capture.py); key c starts and stops takes either way.
+        capture_frames: also keep a digest of every frame's pixels in the take.
     Returns:
         The frame statistics (frames while closed and dark are not counted).
     Raises:
@@ -140,6 +146,7 @@ def play_live(
             vsync=out.vsync,
         )
         player = Player(show, window.ctx, offline=False)
+        capturing = open_capture(player, out.size_px, capture, check_frames=capture_frames)
         # Keys other than the window's own are signals (`key:r`, `key:shift+1`): 1 held.
         window.on_key = lambda name, down: player.bus.set(f"key:{name}", float(down))
         overlay = Hud(window.ctx)
@@ -179,6 +186,7 @@ def play_live(
                     window.clear()
                 else:
                     player.step_live(frame, t_s, dt_s)
+                    capturing.see(player.compositor, out.size_px)
                     player.compositor.present(window.ctx.screen, window_px)
                     if level < 1.0:
                         shade.draw(player.compositor, level, window_px)
@@ -234,6 +242,7 @@ def play_live(
             if health is not None:
                 health.close()
             player.stop()
+            capturing.close()
             shade.release()
             window.close()
     log.info("played %d frames: %s | %s", stats.frames, stats.line(), generator_line(player))
@@ -290,6 +299,9 @@ def _hud_lines(player: Player, stats: FrameStats, fps: float) -> list[str]:
         lines.append(f"rejected non-finite: {counts}")
     if player.clip is not None:
         lines.extend(player.clip.status())
+    capture = player.capture.status() if player.capture is not None else None
+    if capture:
+        lines.append(capture)
     return lines
 
 

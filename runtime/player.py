@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import moderngl
 import torch
 
+from runtime.capture import CaptureSwitch
 from runtime.clip import build_clip, clip_controls
 from runtime.errors import ShaderError
 from runtime.generators import build_with_fallback
@@ -108,6 +109,8 @@ class Player:
         self._next_watch_s = 0.0
         self.messages: list[str] = []
         self.frames_generated = 0
+        #: Set by the live loop to capture what the mapping sees (runtime/capture.py).
+        self.capture: CaptureSwitch | None = None
 
     def start(self) -> None:
         """Start the generator worker and every input. Thread: main."""
@@ -133,7 +136,8 @@ class Player:
 
     def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:
         """Step the feeds, hand texts to CLIP, snapshot the bus, act on scene and
-        `/ls/` requests in it, and map it.
+        `/ls/` requests in it, and map it; a capture (runtime/capture.py) gets what
+        the mapping saw.
 
         Thread: main.
         """
@@ -152,6 +156,8 @@ class Player:
         values = self.engine.evaluate(snapshot, t_s, dt_s)
         if self.scenes is not None:
             self.scenes.after(values)
+        if self.capture is not None:
+            self.capture.frame(frame, t_s, dt_s, snapshot, texts, values)
         return values
 
     def step_live(self, frame: int, t_s: float, dt_s: float) -> None:

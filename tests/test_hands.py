@@ -20,26 +20,21 @@ from runtime.config import Table
 from runtime.errors import ConfigError, InputError
 from runtime.filters import OneEuro, smoothing_alpha
 from runtime.inputs import build_inputs, hands
-from runtime.inputs.hands import (
-    Hand,
-    HandsFeed,
-    HandsInput,
-    HandTracker,
-    Recording,
-    RecordingWriter,
-    derive,
-    openness_amount,
-    pinch_amount,
-    read_recording,
-    read_settings,
-)
-from runtime.inputs.hands_model import (
+from runtime.inputs.hands import live as hands_live
+from runtime.inputs.hands.camera import Landmarker
+from runtime.inputs.hands.feed import HandsFeed
+from runtime.inputs.hands.geometry import Hand, derive, openness_amount, pinch_amount
+from runtime.inputs.hands.live import HandsInput
+from runtime.inputs.hands.model import (
     ALIGN_BYTES,
     MODELS,
     build_hand_task,
     check_hand_task,
     default_task_path,
 )
+from runtime.inputs.hands.recording import Recording, RecordingWriter, read_recording
+from runtime.inputs.hands.settings import read_settings
+from runtime.inputs.hands.tracker import HandTracker
 from runtime.show import load_show
 from runtime.signals import SignalBus
 
@@ -225,7 +220,7 @@ def moving_hand_recording(path: Path, *, frames: int = 30, rate_hz: float = 100.
 
 
 def test_recording_round_trip(tmp_path):
-    rec = moving_hand_recording(tmp_path / "rec.jsonl")
+    rec = moving_hand_recording(tmp_path / "rec.take")
     assert rec.size_px == (640, 480)
     assert len(rec.frames) == 60
     first = rec.frames[0].hands[0]
@@ -238,25 +233,42 @@ def test_recording_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("not json", "rec.jsonl:2: not JSON"),
-        ('{"t_s": 0, "hands": [{"image": [[0, 0, 0]]}]}', "rec.jsonl:2: 'image' must be 21"),
-        ('{"t_s": "soon", "hands": []}', "rec.jsonl:2: 't_s' must be a number"),
-        ('{"t_s": 0, "hands": {}}', "rec.jsonl:2: 'hands' must be a list"),
+        ("not json", "take.jsonl:2: not JSON"),
+        (
+            '{"k": "h", "t": 0, "hands": [{"image": [[0, 0, 0]]}]}',
+            "take.jsonl:2: 'image' must be 21",
+        ),
+        ('{"k": "h", "t": "soon", "hands": []}', "take.jsonl:2: 't' must be a number"),
+        ('{"k": "h", "t": 0, "hands": {}}', "take.jsonl:2: 'hands' must be a list"),
     ],
 )
 def test_bad_recording_lines_are_named(tmp_path, line, message):
-    path = tmp_path / "rec.jsonl"
-    path.write_text('{"format": "latentstage-hands", "version": 1, "size_px": [4, 3]}\n' + line)
+    path = tmp_path / "rec.take"
+    RecordingWriter(path, (4, 3), "test").close()
+    with (path / "take.jsonl").open("a") as events:
+        events.write(line + "\n")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         read_recording(path)
 
 
+def test_a_take_without_hands_is_not_a_recording(tmp_path):
+    from runtime.take import TakeWriter
+
+    TakeWriter(tmp_path / "set.take", {"show": "vj.toml"}).close()
+    with pytest.raises(
+        ConfigError, match=r"set\.take/take\.jsonl:1: not a hand landmark recording"
+    ):
+        read_recording(tmp_path / "set.take")
+    with pytest.raises(ConfigError, match="not a take"):
+        read_recording(tmp_path)
+
+
 def test_recording_drives_the_bus_through_the_input_thread(tmp_path):
     """A show names a recording; the real input thread plays it at its own rate."""
-    moving_hand_recording(tmp_path / "rec.jsonl")
+    moving_hand_recording(tmp_path / "rec.take")
     show_path = tmp_path / "show.toml"
     show_path.write_text(
-        '[inputs.hands]\nfile = "rec.jsonl"\nloop = false\nmirror = false\nhold_s = 0.1\n'
+        '[inputs.hands]\nfile = "rec.take"\nloop = false\nmirror = false\nhold_s = 0.1\n'
     )
     show = load_show(show_path)
     bus = SignalBus()
@@ -288,11 +300,11 @@ def test_recording_drives_the_bus_through_the_input_thread(tmp_path):
 
 
 def test_offline_feed_loops_a_recording(tmp_path):
-    rec_path = tmp_path / "rec.jsonl"
+    rec_path = tmp_path / "rec.take"
     moving_hand_recording(rec_path)
     bus = SignalBus()
     feed = hands.build(
-        Table({"file": "rec.jsonl", "mirror": False}, file=Path("s"), text="", name="h"),
+        Table({"file": "rec.take", "mirror": False}, file=Path("s"), text="", name="h"),
         bus,
         folder=tmp_path,
         offline=True,
@@ -407,7 +419,7 @@ def real_model() -> Path:
 
 def test_missing_camera_is_reported_once_and_retried(tmp_path, monkeypatch, caplog):
     real_model()
-    monkeypatch.setattr(hands, "RETRY_S", 0.05)
+    monkeypatch.setattr(hands_live, "RETRY_S", 0.05)
     bus = SignalBus()
     live = hands.build(table({"camera": 63}), bus, folder=tmp_path, offline=False)
     with caplog.at_level(logging.WARNING, logger="runtime.inputs.hands"):
@@ -428,7 +440,7 @@ def test_real_landmarker_finds_a_real_hand_and_not_a_blank_wall():
     model = real_model()
     from PIL import Image
 
-    landmarker = hands.Landmarker(model, max_hands=2, min_confidence=0.5)
+    landmarker = Landmarker(model, max_hands=2, min_confidence=0.5)
     try:
         rgb = np.asarray(Image.open(DATA / "open_hand_200.jpg").convert("RGB"))
         found = landmarker.detect(np.ascontiguousarray(rgb), 0.0)
@@ -467,7 +479,7 @@ def slide_video(tmp_path) -> Path:
 def test_real_landmarker_records_a_video_and_the_recording_replays(tmp_path, slide_video):
     from runtime.cli import main
 
-    out = tmp_path / "slide.jsonl"
+    out = tmp_path / "slide.take"
     assert main(["hands", "record", str(out), "--video", str(slide_video), "--max-hands", "1"]) == 0
     rec = read_recording(out)
     assert rec.size_px == (480, 360) and len(rec.frames) == 30
@@ -583,6 +595,6 @@ def test_hands_model_command_builds_once_then_checks(tmp_path, capsys):
     # Without a model, recording is refused with a message, not a traceback.
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"")
-    missing = ["hands", "record", str(tmp_path / "r.jsonl"), "--video", str(video)]
+    missing = ["hands", "record", str(tmp_path / "r.take"), "--video", str(video)]
     assert main([*missing, "--model", str(tmp_path / "none.task")]) == 1
     assert "no hand model at" in capsys.readouterr().err

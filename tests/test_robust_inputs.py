@@ -24,7 +24,8 @@ from runtime.filters import Envelope, OneEuro, Smooth
 from runtime.inputs import midi, osc
 from runtime.inputs.audio import AudioConfig, AudioInput
 from runtime.inputs.audio_features import SIGNALS as AUDIO_SIGNALS
-from runtime.inputs.hands import Hand, HandTracker
+from runtime.inputs.hands.geometry import Hand
+from runtime.inputs.hands.tracker import HandTracker
 from runtime.inputs.midi import MidiInput, PortSpec
 from runtime.inputs.osc import OscInput
 from runtime.loop import FrameStats, _hud_lines
@@ -85,6 +86,7 @@ def test_the_hud_says_what_was_rejected():
         inputs=[],
         clip=None,
         controller_lines=list,
+        capture=None,
         bus=bus,
     )
     stats = FrameStats(budget_ms=16.7)
