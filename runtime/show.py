@@ -3,7 +3,9 @@ mapping files and the shader passes.
 
     [show]       name, description
     [generator]  kind, seed, size, weights (a path) or model (a catalogue name),
-                 device, and options of that kind
+                 device, and options of that kind (deck A)
+    [deck.b]     a second generator, the same keys: two decks and a crossfader
+                 (runtime/decks.py)
     [output]     size, fps, fullscreen, monitor, vsync
     [inputs.X]   one table per input (osc, midi, audio, clock, hands), read by its module
     mappings = ["../mappings/demo.toml"]    (top level, before any table)
@@ -220,6 +222,7 @@ class Show:
         inputs: the `[inputs.*]` tables by input kind, read strictly by their modules.
         schedule: the `[schedule]` table, or None (open all the time).
         health: the `[health]` table, or None (no endpoint).
+        deck_b: the `[deck.b]` table (a second deck, runtime/decks.py), or None.
     """
 
     path: Path
@@ -234,6 +237,7 @@ class Show:
     inputs: dict[str, Table] = field(default_factory=dict)
     schedule: ScheduleConfig | None = None
     health: HealthConfig | None = None
+    deck_b: GeneratorConfig | None = None
 
     @property
     def folder(self) -> Path:
@@ -263,6 +267,7 @@ def load_show(path: str | Path) -> Show:
     show_t.finish()
 
     generator = _generator(top.take_table("generator"), base)
+    deck_b = _deck_b(top.take_table("deck"), base)
     output = _output(top.take_table("output"))
 
     inputs_t = top.take_table("inputs")
@@ -308,7 +313,22 @@ def load_show(path: str | Path) -> Show:
         inputs=inputs,
         schedule=schedule,
         health=health,
+        deck_b=deck_b,
     )
+
+
+def _deck_b(t: Table, base: Path) -> GeneratorConfig | None:
+    """`[deck.b]`: deck B's generator ([generator] is deck A), or None."""
+    for key in t.data:
+        if key != "b":
+            raise t.error(
+                key,
+                "a show has two decks: [generator] is deck A and [deck.b] is deck B "
+                "(with the keys of [generator])",
+            )
+    if "b" not in t.data:
+        return None
+    return _generator(t.take_table("b", header="deck.b"), base)
 
 
 def _generator(t: Table, base: Path) -> GeneratorConfig:
@@ -335,8 +355,8 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
         t.rest(),
         file=t.file,
         text=t.text,
-        name="generator",
-        header="generator",
+        name=t.name,
+        header=t.header,
         known=("kind", "seed", "size", "weights", "model", "device"),
     )
     t.finish()
