@@ -321,8 +321,11 @@ def _deck_b(t: Table, base: Path) -> GeneratorConfig | None:
     """`[deck.b]`: deck B's generator ([generator] is deck A), or None."""
     for key in t.data:
         if key != "b":
-            raise t.error(
-                key,
+            # Located at its own header when it is a table ([deck.c]), else at the key.
+            header = f"deck.{key}" if isinstance(t.data[key], dict) else None
+            at = Table({}, file=t.file, text=t.text, name=header or "deck", header=header)
+            raise (at if header else t).error(
+                None if header else key,
                 "a show has two decks: [generator] is deck A and [deck.b] is deck B "
                 "(with the keys of [generator])",
             )
