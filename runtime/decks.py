@@ -116,8 +116,8 @@ class _Deck:
 
     def __init__(self) -> None:
         self.active = False
-        self.since = 0  # the first frame submitted since it became active
-        self.fresh = False  # a frame from `since` on has arrived
+        self.since = 0  # the first frame posted since it became active
+        self.fresh = False  # a frame from `since` on has arrived (reset on coming back)
         self.submitted: set[int] = set()  # offline: frames waiting for `wait_for`
 
     def post(self, frame: int, on: bool, *, offline: bool) -> bool:
@@ -130,7 +130,7 @@ class _Deck:
 
     def arrived(self, result: FrameResult | None) -> None:
         if result is not None and result.error is None and result.frame >= self.since:
-            self.fresh = self.active
+            self.fresh = True
 
 
 class Decks:
@@ -241,8 +241,10 @@ class Decks:
             its size. A deck that has not rendered since it came back is left out.
         Thread: main.
         """
-        a_on = self.a.active and self.a.fresh
-        b_on = self.b.active and self.b.fresh
+        # The frame's own weights: offline, the next frame is already posted.
+        weight_a, weight_b = weights(values)
+        a_on = weight_a > 0.0 and self.a.fresh
+        b_on = weight_b > 0.0 and self.b.fresh
         if a_on or b_on:
             self._shown = "mix" if a_on and b_on else "a" if a_on else "b"
         if self._shown == "a":

@@ -77,18 +77,23 @@ def test_mix_0_is_deck_a_and_mix_1_is_deck_b_bit_for_bit(tmp_path, device):
 
 
 def offline(path: Path, frames: int) -> tuple[Player, list[np.ndarray], list[float]]:
-    """Drive a Player as the offline loop does; returns it, the frames and deck.mix."""
+    """Drive a Player as the offline loop does (frame i + 1 posted before frame i is
+    composited); returns it, the frames and each frame's deck.mix."""
     ctx = headless_context()
     player = Player(load_show(path), ctx, offline=True)
     player.start()
     images, mixes = [], []
+    pending: dict[str, float] = {}
     try:
-        for frame in range(frames):
-            t_s = frame / FPS
-            values = player.map(frame, t_s, 1 / FPS)
-            player.submit(Params(frame, t_s, values), drop=False)
-            images.append(composite(player, player.wait_for(frame), values, t_s))
-            mixes.append(values["deck.mix"])
+        for frame in range(frames + 1):
+            values = pending
+            if frame < frames:
+                pending = player.map(frame, frame / FPS, 1 / FPS)
+                player.submit(Params(frame, frame / FPS, pending), drop=False)
+                mixes.append(pending["deck.mix"])
+            if frame > 0:
+                done = frame - 1
+                images.append(composite(player, player.wait_for(done), values, done / FPS))
     finally:
         player.stop()
         player.compositor.release()
@@ -107,7 +112,10 @@ in = [0.2, 0.5]        # deck A alone until frame 6, a glide to deck B by frame 
 def test_the_mix_glides_and_a_deck_at_weight_0_renders_nothing(tmp_path):
     effects = ("fit",)  # a linear pass: the mix of the outputs is the output of the mix
     n = 20
-    player, frames, mixes = offline(write_show(tmp_path / "ramp", mapping=RAMP, effects=effects), n)
+    ramp = write_show(tmp_path / "ramp", mapping=RAMP, effects=effects)
+    player, steps, mixes = offline(ramp, n)
+    frames = render(ramp, tmp_path / "ramp_out", n)
+    assert all(np.array_equal(x, y) for x, y in zip(frames, steps))  # as the loop's own
     alone_a = render(write_show(tmp_path / "a", b=None, effects=effects), tmp_path / "ao", n)
     alone_b = render(
         write_show(tmp_path / "b", a='seed = 9\ndevice = "cpu"', b=None, effects=effects),
@@ -185,7 +193,9 @@ def test_live_crossfader_over_osc_rests_deck_b_at_0(tmp_path):
         )
         client.send_message("/mix", 0.0)
         until(lambda: player.bus.get("osc:/mix") == 0.0)
-        step(2)  # a frame posted before the fader came back may still arrive
+        step(1)
+        time.sleep(1.0)  # a frame posted before the fader came back may still arrive
+        step(1)
         resting_at = player.decks.rendered_b
         step(10)
         assert player.decks.rendered_b == resting_at
