@@ -25,26 +25,27 @@ from runtime.show import load_show
 pytestmark = pytest.mark.gl
 
 FPS = 30
+CPPN = 'kind = "cppn"\nsize = [64, 48]\n'
 
 
 def write_show(
     folder: Path,
     *,
-    a: str = 'seed = 3\ndevice = "cpu"',
-    b: str | None = 'seed = 9\ndevice = "cpu"',
+    a: str = CPPN + 'seed = 3\ndevice = "cpu"',
+    b: str | None = CPPN + 'seed = 9\ndevice = "cpu"',
     mapping: str = "",
     effects: tuple[str, ...] = ("fit", "feedback", "grade"),
     inputs: str = "",
     output: str = "[96, 64]",
 ) -> Path:
-    """A small show (64x48 generators, 96x64 output) with its mapping file."""
+    """A small show (`a` and `b` the decks' tables, 96x64 output) and its mapping file."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "m.toml").write_text(mapping)
-    deck_b = "" if b is None else f'[deck.b]\nkind = "cppn"\nsize = [64, 48]\n{b}\n'
+    deck_b = "" if b is None else f"[deck.b]\n{b}\n"
     passes = "".join(f'[[effects]]\nshader = "{e}"\n' for e in effects)
     path = folder / "show.toml"
     path.write_text(
-        'mappings = ["m.toml"]\n[generator]\nkind = "cppn"\nsize = [64, 48]\n'
+        'mappings = ["m.toml"]\n[generator]\n'
         f"{a}\n{deck_b}[output]\nsize = {output}\nfps = {FPS}\n{inputs}{passes}"
     )
     return path
@@ -61,7 +62,7 @@ def render(path: Path, out: Path, frames: int = 8) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("device", ["cpu", "gl"])
 def test_mix_0_is_deck_a_and_mix_1_is_deck_b_bit_for_bit(tmp_path, device):
-    a, b = f'seed = 3\ndevice = "{device}"', f'seed = 9\ndevice = "{device}"'
+    a, b = CPPN + f'seed = 3\ndevice = "{device}"', CPPN + f'seed = 9\ndevice = "{device}"'
     # The trails pass carries state from frame to frame: the whole history must match.
     alone_a = render(write_show(tmp_path / "a", a=a, b=None), tmp_path / "a" / "out")
     alone_b = render(write_show(tmp_path / "b", a=b, b=None), tmp_path / "b" / "out")
@@ -118,7 +119,7 @@ def test_the_mix_glides_and_a_deck_at_weight_0_renders_nothing(tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(frames, steps))  # as the loop's own
     alone_a = render(write_show(tmp_path / "a", b=None, effects=effects), tmp_path / "ao", n)
     alone_b = render(
-        write_show(tmp_path / "b", a='seed = 9\ndevice = "cpu"', b=None, effects=effects),
+        write_show(tmp_path / "b", a=CPPN + 'seed = 9\ndevice = "cpu"', b=None, effects=effects),
         tmp_path / "bo",
         n,
     )
@@ -149,7 +150,7 @@ def test_in_add_mode_deck_a_keeps_rendering_at_mix_1(tmp_path):
     player, frames, _ = offline(write_show(tmp_path / "add", mapping=mapping, **same), 4)
     alone_a = render(write_show(tmp_path / "a", b=None, **same), tmp_path / "ao", 4)
     alone_b = render(
-        write_show(tmp_path / "b", a='seed = 9\ndevice = "cpu"', b=None, **same),
+        write_show(tmp_path / "b", a=CPPN + 'seed = 9\ndevice = "cpu"', b=None, **same),
         tmp_path / "bo",
         4,
     )
@@ -247,3 +248,20 @@ def test_an_unknown_deck_b_option_and_target_are_named(tmp_path):
 def test_ray_refuses_two_decks_with_a_clear_message(tmp_path):
     with pytest.raises(DistributedError, match=r"two decks \(\[deck\.b\]\).*without --ray"):
         refuse_unsplittable(load_show(write_show(tmp_path)))
+
+
+def test_a_stylegan_deck_b_beside_a_cppn_mixes_and_moves(tmp_path, fixtures_dir):
+    from conftest import need_fixture
+
+    weights = need_fixture(fixtures_dir, "stylegan/sg2-tiny.pkl")
+    b = f'kind = "stylegan"\nseed = 1\nweights = "{weights}"\ndirections = 2\ndevice = "cpu"'
+    mapping = (
+        '[set]\n"deck.mix" = 0.5\n[[map]]\nsource = "lfo:fast"\n'
+        'target = "deck.b.latent.direction.0"\nout = [-3, 3]\n'
+    )
+    path = write_show(tmp_path, b=b, mapping=mapping, effects=("fit",))
+    player, frames, _ = offline(path, 6)
+    assert player.decks.generator.kind == "stylegan" and player.decks.problem is None
+    assert player.decks.rendered_b == 6 and player.frames_generated == 6
+    assert "deck B stylegan cpu" in generator_line(player)
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 1
