@@ -17,7 +17,8 @@ from runtime.check import list_targets
 from runtime.distributed import DistributedError, refuse_unsplittable
 from runtime.errors import ConfigError
 from runtime.generators.base import Params
-from runtime.loop import composite, generator_line, render_offline
+from runtime.health import Vitals
+from runtime.loop import FrameStats, composite, generator_line, render_offline
 from runtime.player import Player
 from runtime.render.headless import headless_context
 from runtime.show import load_show
@@ -129,6 +130,8 @@ def test_the_mix_glides_and_a_deck_at_weight_0_renders_nothing(tmp_path):
     # deck A's only those where deck A's was.
     assert player.decks.rendered_b == sum(m > 0 for m in mixes) == 13
     assert player.frames_generated == sum(m < 1 for m in mixes) == 15
+    # Health counts either deck's frames: deck A resting at mix 1 is not a hung generator.
+    assert Vitals(player, FrameStats(1000 / FPS)).report()["generator"]["frames"] == 15 + 13
     for frame, m, a, b in zip(frames, mixes, alone_a, alone_b):
         if m == 0.0:
             assert np.array_equal(frame, a)
