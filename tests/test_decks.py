@@ -268,3 +268,58 @@ def test_a_stylegan_deck_b_beside_a_cppn_mixes_and_moves(tmp_path, fixtures_dir)
     assert player.decks.rendered_b == 6 and player.frames_generated == 6
     assert "deck B stylegan cpu" in generator_line(player)
     assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 1
+
+
+def test_a_deck_coming_back_live_shows_no_stale_frame(tmp_path):
+    """Back from weight 0, deck B is left out of the mix until its first new frame
+    arrives: the frame it showed before resting never flashes."""
+    mapping = (
+        '[[map]]\nsource = "osc:/mix"\ntarget = "deck.mix"\n'
+        '[[map]]\nsource = "osc:/zoom"\ntarget = "deck.b.gen.zoom"\n'
+    )
+    # Deck B large enough that its frame cannot be ready within one step.
+    b = 'kind = "cppn"\nsize = [512, 384]\nseed = 9\ndevice = "cpu"'
+    path = write_show(tmp_path, b=b, mapping=mapping, effects=("fit",), output="[64, 48]")
+    ctx = headless_context()
+    player = Player(load_show(path), ctx, offline=False)
+    player.start()
+    frame = 0
+
+    def step() -> np.ndarray:
+        nonlocal frame
+        player.step_live(frame, frame / FPS, 1 / FPS)
+        frame += 1
+        return player.compositor.read()
+
+    def until(condition) -> np.ndarray:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            step()
+            time.sleep(0.005)
+        assert condition()
+        return step()
+
+    def deck_a_alone() -> np.ndarray:
+        player.compositor.render({}, 0.0)
+        return player.compositor.read()
+
+    try:
+        player.bus.set("osc:/mix", 0.5)
+        mixed = until(lambda: player.decks.rendered_b >= 2 and player.frames_generated >= 2)
+        assert not np.array_equal(mixed, deck_a_alone())
+        player.bus.set("osc:/mix", 0.0)
+        step()
+        time.sleep(1.0)  # the frame in flight arrives and is taken; then deck B rests
+        step()
+        rested = player.decks.rendered_b
+        player.bus.set("osc:/zoom", 4.0)  # deck B's next frame will differ
+        player.bus.set("osc:/mix", 0.5)
+        back = step()
+        assert player.decks.rendered_b <= rested + 1 and not player.decks.b.fresh
+        assert np.array_equal(back, deck_a_alone())  # deck A alone, no stale deck B
+        fresh = until(lambda: player.decks.b.fresh)
+        assert not np.array_equal(fresh, deck_a_alone())
+    finally:
+        player.stop()
+        player.compositor.release()
+        ctx.release()
