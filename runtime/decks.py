@@ -22,6 +22,7 @@ would (runtime/gl_frames.py). Neural stages and CLIP steering act on deck A only
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping
@@ -32,9 +33,9 @@ from runtime.errors import ShaderError
 from runtime.generators import build_with_fallback
 from runtime.generators.base import Control, Generator, Params
 from runtime.generators.worker import FrameResult, GeneratorWorker
-from runtime.gl_frames import GLFrames
+from runtime.gl_frames import GLFrames, draws_in_gl
 from runtime.render.compositor import Compositor, DeckMixer
-from runtime.show import GeneratorConfig
+from runtime.show import GeneratorConfig, Show
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,6 @@ def build_deck_b(config: GeneratorConfig) -> tuple[Generator, str | None]:
     return generator, None if problem is None else f"deck B: {problem}"
 
 
-def draws_b_in_gl(config: GeneratorConfig, cuda_available: bool) -> bool:
-    """Whether deck B is drawn in GL: a cppn with device "gl", or "auto" without CUDA
-    (neural stages and CLIP steering never act on deck B). Thread: any."""
-    return config.kind == "cppn" and (
-        config.device == "gl" or (config.device == "auto" and not cuda_available)
-    )
-
-
 def weights(values: Mapping[str, float]) -> tuple[float, float]:
     """(deck A's weight, deck B's) for a frame's values. Thread: any."""
     mix = values.get("deck.mix", 0.0)
@@ -138,7 +131,7 @@ class Decks:
     which deck renders.
 
     Args:
-        config: the show's `[deck.b]`.
+        show: a show with `[deck.b]`.
         ctx: the frame loop's GL context.
         offline: True in a frame-exact render.
         cuda_available: whether torch sees CUDA (a cppn deck B is drawn in GL without).
@@ -149,15 +142,19 @@ class Decks:
     """
 
     def __init__(
-        self, config: GeneratorConfig, ctx: moderngl.Context, *, offline: bool, cuda_available: bool
+        self, show: Show, ctx: moderngl.Context, *, offline: bool, cuda_available: bool
     ) -> None:
-        self.config = config
+        if show.deck_b is None:
+            raise ValueError(f"{show.path}: two decks need a [deck.b] table")
         self.offline = offline
-        self.generator, self.problem = build_deck_b(config)
+        self.generator, self.problem = build_deck_b(show.deck_b)
         self.mixer = DeckMixer(ctx)
         self.worker: GeneratorWorker | GLFrames = GeneratorWorker(self.generator)
         self.draws_in_gl = False
-        if self.problem is None and draws_b_in_gl(config, cuda_available):
+        # Drawn in GL where it would be as a show's only generator (neural stages and
+        # CLIP steering never act on deck B).
+        alone = dataclasses.replace(show, generator=show.deck_b, neural=(), clip=None)
+        if self.problem is None and draws_in_gl(alone, cuda_available):
             try:
                 self.worker = GLFrames(self.generator, ctx, self.mixer.slot_b)
                 self.draws_in_gl = True

@@ -89,7 +89,7 @@ class Player:
         self.decks = (
             None
             if show.deck_b is None
-            else Decks(show.deck_b, ctx, offline=offline, cuda_available=torch.cuda.is_available())
+            else Decks(show, ctx, offline=offline, cuda_available=torch.cuda.is_available())
         )
         self.engine = MappingEngine(
             show.mapping_paths,

@@ -398,15 +398,15 @@ class DeckMixer:
             The blended frame (RGBA8, A's size) and its size.
         Thread: main.
         """
-        if a[1] != self._size_px:
-            if self._pass is not None:
-                self._pass.release()
-            self._pass = _Pass(self.ctx, self.EFFECT, a[1], "f1")
+        blend = self._pass
+        if blend is None or a[1] != self._size_px:
+            if blend is not None:
+                blend.release()
+            blend = self._pass = _Pass(self.ctx, self.EFFECT, a[1], "f1")
             self._size_px = a[1]
-        assert self._pass is not None
         values = {"shader.deck.amount": amount, "shader.deck.mode": mode, "shader.deck.fit": fit}
         b = (self.slot_b.texture, self.slot_b.size_px)
-        return self._pass.run({"input": a, "source": b}, values, 0.0, a[1]), a[1]
+        return blend.run({"input": a, "source": b}, values, 0.0, a[1]), a[1]
 
     def release(self) -> None:
         """Free every GL object. Thread: main."""
