@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from pythonosc.udp_client import SimpleUDPClient
 
+import xdisplay
 from runtime.check import list_targets
 from runtime.distributed import DistributedError, refuse_unsplittable
 from runtime.errors import ConfigError
@@ -24,6 +25,8 @@ from runtime.render.headless import headless_context
 from runtime.show import load_show
 
 pytestmark = pytest.mark.gl
+
+display = xdisplay.display  # the Xvfb fixture
 
 FPS = 30
 CPPN = 'kind = "cppn"\nsize = [64, 48]\n'
@@ -278,7 +281,7 @@ def test_a_deck_coming_back_live_shows_no_stale_frame(tmp_path):
         '[[map]]\nsource = "osc:/zoom"\ntarget = "deck.b.gen.zoom"\n'
     )
     # Deck B large enough that its frame cannot be ready within one step.
-    b = 'kind = "cppn"\nsize = [512, 384]\nseed = 9\ndevice = "cpu"'
+    b = 'kind = "cppn"\nsize = [256, 192]\nseed = 9\ndevice = "cpu"'
     path = write_show(tmp_path, b=b, mapping=mapping, effects=("fit",), output="[64, 48]")
     ctx = headless_context()
     player = Player(load_show(path), ctx, offline=False)
@@ -323,3 +326,21 @@ def test_a_deck_coming_back_live_shows_no_stale_frame(tmp_path):
         player.stop()
         player.compositor.release()
         ctx.release()
+
+
+def test_a_two_deck_show_plays_in_a_window(display, tmp_path):
+    """run_show.py under Xvfb: both decks drawn live, the log's last line shows them."""
+    path = write_show(
+        tmp_path,
+        a=CPPN + "seed = 3",
+        b=CPPN + "seed = 9",  # device auto: drawn in GL on a machine without CUDA
+        mapping='[set]\n"deck.mix" = 0.5\n',
+    )
+    proc = xdisplay.run_show([str(path), "--seconds", "2"], display)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    played = next(line for line in out.splitlines() if "played" in line)
+    assert re.search(
+        r"\| deck A cppn \w+ 64x48 .* \| deck B cppn \w+ 64x48 .* \| mix 0\.50", played
+    )
+    assert "(resting)" not in played
