@@ -5,6 +5,7 @@ the MIDI decoder, the fixed clock) and real MIDI note messages."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import mido
@@ -22,6 +23,7 @@ TARGETS = {
     "a": Target("a", 0.0, 0.0, 1.0),
     "b": Target("b", 0.0, 0.0, 1.0),
     "c": Target("c", 0.0, 0.0, 1.0),
+    "d": Target("d", 0.0, 0.0, 1.0),
 }
 
 
@@ -221,3 +223,76 @@ def test_a_synced_trigger_is_deterministic_offline(tmp_path):
     assert runs[0] == runs[1]
     # Presses 61 and 62 fall within one beat: one pulse, on frame 68 (beat 5.03).
     assert [f for f, v in enumerate(runs[0]) if v[0] == 1.0] == [14, 68, 163]
+
+
+def test_a_drum_machine_over_a_jack_port_drives_the_lfo_and_a_synced_trigger(tmp_path):
+    """A MIDI clock master on a real (JACK) port speeds up from 100 to 140 bpm while
+    the frame loop runs: the beat-locked LFO stays on the clock's beat without a jump,
+    and a pad hit waits for the next beat."""
+    import threading
+
+    from runtime.inputs import midi
+    from runtime.inputs.midi import MidiInput, PortSpec
+    from tests.midi_ports import jack_server, wait_until
+    from tests.test_midi import assert_connected
+
+    e = engine(
+        tmp_path,
+        '[lfo.two]\nshape = "saw"\nrate_beats = 0.5\n'
+        '[[map]]\nsource = "lfo:two"\ntarget = "d"\n' + SYNCED,
+    )
+    with jack_server() as server:
+        backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+        bus = SignalBus()
+        port_name = f"{server}-drums"
+        inp = MidiInput(
+            bus, specs=(PortSpec(port_name),), backend=midi.RtMidiBackend("jack"), poll_s=0.05
+        )
+        inp.start()
+        out = backend.open_output(port_name, virtual=True)
+        clock = Clock(source="midi", bpm=120.0)
+        sending = threading.Event()
+        sending.set()
+
+        def master() -> None:
+            out.send(mido.Message("start"))
+            next_s = time.perf_counter()
+            for bpm, beats in ((100.0, 4), (140.0, 6)):
+                for _ in range(24 * beats):
+                    next_s += 60 / bpm / 24
+                    time.sleep(max(0.0, next_s - time.perf_counter()))
+                    out.send(mido.Message("clock"))
+            sending.clear()
+
+        try:
+            assert wait_until(lambda: len(inp.ports()) == 1), inp.status()
+            assert_connected(out, bus, 1)
+            thread = threading.Thread(target=master)
+            thread.start()
+            rows, hit_at = [], None
+            t0 = time.perf_counter()
+            while sending.is_set():
+                t = time.perf_counter() - t0
+                if hit_at is None and bus.get("midi:clock/beat", 0.0) > 5.3:
+                    out.send(mido.Message("note_on", note=36, velocity=100))
+                    hit_at = len(rows)
+                clock.update(bus, t)
+                snap = bus.snapshot()
+                v = e.evaluate(snap, t, 1 / 60)
+                ticked = 1.0 in snap.events_for("clock:tick/1")
+                rows.append((t, snap.values["clock:beat"], v["d"], v["a"], ticked))
+                time.sleep(1 / 60)
+            thread.join()
+        finally:
+            out.close()
+            inp.stop()
+    assert bus.get("midi:clock/bpm") == pytest.approx(140.0, rel=0.03)
+    assert rows[-1][1] > 9.0
+    for _, beat, lfo, _, _ in rows:
+        assert lfo == pytest.approx((beat * 0.5) % 1.0, abs=1e-9)
+    for (t0_s, _, v0, _, _), (t1_s, _, v1, _, _) in zip(rows, rows[1:]):
+        step = v1 - v0
+        if step > -0.5:  # not the wrap of the saw: no jump beyond the tempo's own pace
+            assert -1e-9 <= step <= 0.5 * (140 / 60 * (t1_s - t0_s) * 1.5 + 2 / 24)
+    fired = [k for k, row in enumerate(rows) if row[3] == 1.0]
+    assert len(fired) == 1 and fired[0] >= hit_at and rows[fired[0]][4]  # on a beat tick
