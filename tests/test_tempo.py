@@ -296,3 +296,33 @@ def test_a_drum_machine_over_a_jack_port_drives_the_lfo_and_a_synced_trigger(tmp
             assert -1e-9 <= step <= 0.5 * (140 / 60 * (t1_s - t0_s) * 1.5 + 2 / 24)
     fired = [k for k, row in enumerate(rows) if row[3] == 1.0]
     assert len(fired) == 1 and fired[0] >= hit_at and rows[fired[0]][4]  # on a beat tick
+
+
+@pytest.mark.gl
+def test_an_offline_render_follows_the_shows_clock(tmp_path):
+    """A whole show rendered offline: a square LFO locked to the show's 90 bpm clock
+    (not the 120 bpm without one) blacks the picture out on every second half-beat."""
+    import numpy as np
+    from PIL import Image
+
+    from runtime.check import list_signals
+    from runtime.loop import render_offline
+    from runtime.show import load_show
+
+    (tmp_path / "m.toml").write_text(
+        '[lfo.beat]\nshape = "square"\nrate_beats = 1\n'
+        '[[map]]\nsource = "lfo:beat"\ntarget = "shader.grade.brightness"\n'
+    )
+    (tmp_path / "show.toml").write_text(
+        'mappings = ["m.toml"]\n[generator]\nkind = "cppn"\nsize = [32, 32]\n'
+        "[output]\nsize = [32, 32]\nfps = 30\n"
+        '[inputs.clock]\nsource = "fixed"\nbpm = 90\n'
+        '[[effects]]\nshader = "fit"\n[[effects]]\nshader = "grade"\n'
+    )
+    path = tmp_path / "show.toml"
+    assert any("lfo:beat" in row and "1 cycles per beat" in row for row in list_signals(path))
+    render_offline(load_show(path), frames=40, out=tmp_path / "out", progress=False)
+    frames = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "out").glob("*.png"))]
+    lit = [bool(f.max() > 0) for f in frames]
+    # 90 bpm at 30 fps: a beat every 20 frames, lit for the first half of each.
+    assert lit == [(k % 20) < 10 for k in range(40)]
