@@ -3,6 +3,8 @@ passes at canvas size, then presentation on a window (letterboxed) or a read-bac
 
 Every annotated uniform of a pass is a mapping target; pass files hot-reload, and a
 pass that fails to compile keeps its last good program while the error is shown.
+With two decks (runtime/decks.py) a `DeckMixer` blends deck B's frame into deck A's
+with the crossfade pass, and the chain reads the blend as its generated frame.
 Frames arrive as numpy arrays: this module imports no torch.
 """
 
