@@ -7,12 +7,14 @@ import importlib
 from pathlib import Path
 
 from runtime.clip import build_clip, clip_signals
+from runtime.decks import build_deck_b
 from runtime.errors import OutputError
 from runtime.generators import build_generator
 from runtime.generators.base import Generator
 from runtime.inputs import MODULES as INPUT_MODULES
 from runtime.inputs import build_inputs
 from runtime.mapping import MappingSet, Target, read_mappings
+from runtime.mapping.sources import Lfo
 from runtime.neural import build_chain, build_stages
 from runtime.osc_targets import osc_address
 from runtime.player import show_targets
@@ -24,8 +26,13 @@ from runtime.signals import SignalBus
 def _load(path: Path) -> tuple[Show, Generator, dict[str, Target], MappingSet]:
     show = load_show(path)
     generator = build_generator(show.generator)
-    targets = show_targets(generator, show, build_stages(show))
+    targets = show_targets(generator, show, build_stages(show), _deck_b(show))
     return show, generator, targets, read_mappings(show.mapping_paths, targets)
+
+
+def _deck_b(show: Show) -> Generator | None:
+    """Deck B's generator (for its targets), or None with one deck."""
+    return None if show.deck_b is None else build_deck_b(show.deck_b)[0]
 
 
 def check_show(path: Path) -> list[str]:
@@ -48,6 +55,7 @@ def check_show(path: Path) -> list[str]:
         f"show '{show.name}' ({show.path})",
         f"  generator: {generator.kind} {generator.size_px[0]}x{generator.size_px[1]} "
         f"on {generator.device}, {len(generator.controls)} controls",
+        *_deck_lines(show),
         *_neural_lines(show, generator),
         *_clip_lines(show, bus, generator),
         f"  output: {show.output.size_px[0]}x{show.output.size_px[1]} at {show.output.fps:g} fps,"
@@ -75,6 +83,18 @@ def check_show(path: Path) -> list[str]:
         )
     lines.append("ok")
     return lines
+
+
+def _deck_lines(show: Show) -> list[str]:
+    """Deck B's generator, built (weights loaded); a fallback says why."""
+    if show.deck_b is None:
+        return []
+    generator, problem = build_deck_b(show.deck_b)
+    line = (
+        f"  deck B: {generator.kind} {generator.size_px[0]}x{generator.size_px[1]} "
+        f"on {generator.device}, {len(generator.controls)} controls (deck.b.*)"
+    )
+    return [line, f"  ! {problem}"] if problem else [line]
 
 
 def _neural_lines(show: Show, generator: Generator) -> list[str]:
@@ -109,7 +129,7 @@ def list_signals(path: Path) -> list[str]:
     show, _, _, mappings = _load(path)
     rows = [("time", "seconds since the show began")]
     rows += [
-        (f"lfo:{name}", f"{lfo.shape} LFO at {lfo.rate_hz:g} Hz, 0..1")
+        (f"lfo:{name}", f"{lfo.shape} LFO at {_rate(lfo)}, 0..1")
         for name, lfo in sorted(mappings.lfos.items())
     ]
     for kind in show.inputs:
@@ -134,13 +154,19 @@ def list_targets(path: Path, *, osc: bool = False) -> list[str]:
     Thread: main.
     """
     show = load_show(path)
-    targets = show_targets(build_generator(show.generator), show, build_stages(show))
+    targets = show_targets(build_generator(show.generator), show, build_stages(show), _deck_b(show))
     rows = []
     for name, t in targets.items():
         kind = " (rate/s)" if t.integrates else " (trigger)" if t.steps else ""
         label = osc_address(name) if osc else name
         rows.append((label, f"{t.default:g}  [{t.lo:g}, {t.hi:g}]  {t.doc}{kind}"))
     return _table(rows)
+
+
+def _rate(lfo: Lfo) -> str:
+    if lfo.rate_beats is None:
+        return f"{lfo.rate_hz:g} Hz"
+    return f"{lfo.rate_beats:g} cycles per beat"
 
 
 def _table(rows: list[tuple[str, str]]) -> list[str]:

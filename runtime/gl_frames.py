@@ -21,7 +21,7 @@ import moderngl
 
 from runtime.generators.base import Params
 from runtime.generators.worker import FrameResult
-from runtime.render.compositor import Compositor
+from runtime.render.compositor import Compositor, SourceSlot
 from runtime.render.gl_generator import GLGenerator
 from runtime.show import Show
 
@@ -50,13 +50,15 @@ class GLFrames:
     Args:
         generator: a generator with `gl_program()` and `gl_uniforms(params)`.
         ctx: the frame loop's GL context.
-        compositor: whose source the frames become.
+        compositor: whose source the frames become (or a SourceSlot: deck B's).
     Raises:
         ShaderError: the generator's shader does not compile.
     Thread: main only (the GL context's thread).
     """
 
-    def __init__(self, generator, ctx: moderngl.Context, compositor: Compositor) -> None:
+    def __init__(
+        self, generator, ctx: moderngl.Context, compositor: Compositor | SourceSlot
+    ) -> None:
         self.generator = generator
         self.gl = GLGenerator(ctx, generator.gl_program())
         self.compositor = compositor

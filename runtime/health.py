@@ -119,7 +119,8 @@ class Vitals:
         frames, since = self._frames_at
         fps = (stats.frames - frames) / (now - since) if now > since else 0.0
         self._frames_at = (stats.frames, now)
-        generated = player.frames_generated
+        # With two decks either one delivering counts: deck A rests at deck.mix 1.
+        generated = player.frames_generated + (player.decks.rendered_b if player.decks else 0)
         resting = schedule == "closed"
         # A generator resting through closed hours is not a quiet one.
         if resting or generated != self._generated_at[0]:

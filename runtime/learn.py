@@ -79,12 +79,14 @@ def target_info(show: Show, target: str) -> TargetInfo:
         MappingError: the show offers no such target (with a suggestion).
     Thread: main.
     """
+    from runtime.decks import build_deck_b
     from runtime.generators import build_with_fallback
     from runtime.neural import build_stages
     from runtime.player import show_targets
 
     generator, problem = build_with_fallback(show.generator)
-    targets = show_targets(generator, show, build_stages(show))
+    deck_b = None if show.deck_b is None else build_deck_b(show.deck_b)[0]
+    targets = show_targets(generator, show, build_stages(show), deck_b)
     found = targets.get(target)
     if found is None:
         raise MappingError(

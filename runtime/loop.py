@@ -93,7 +93,7 @@ def generator_line(player: Player) -> str:
     for stat in player.last_stages:
         steps = f" {stat.steps} steps" if stat.steps else ""
         line += f" | {stat.name}{steps} {stat.ms:.0f} ms"
-    return line
+    return line if player.decks is None else player.decks.line(line)
 
 
 def play_live(
@@ -362,14 +362,14 @@ def render_length(
 
 
 def composite(
-    player: Player, result: FrameResult, values: Mapping[str, float], t_s: float
+    player: Player, result: FrameResult | None, values: Mapping[str, float], t_s: float
 ) -> np.ndarray:
     """One offline frame after the generator: upload it, run the passes in frame
     order (trails and feedback passes carry state), let CLIP watch, read it back.
 
     Args:
         player: the show's player.
-        result: the generated frame (without an image, the last one stays).
+        result: the generated frame (without an image, or None, the last one stays).
         values: the frame's mapped values.
         t_s: the frame's time.
     Returns:
@@ -377,7 +377,7 @@ def composite(
     Thread: main.
     """
     player.take_frame(result)
-    player.compositor.render(values, t_s)
+    player.render_passes(values, t_s)
     player.watch(t_s)
     return player.compositor.read(player.show.output.size_px)
 
@@ -418,10 +418,10 @@ def _render(
             begin = time.perf_counter()
             if frame < frames:
                 values = player.map(frame, frame * dt_s, dt_s)
-                player.worker.submit(Params(frame, frame * dt_s, values), drop=False)
+                player.submit(Params(frame, frame * dt_s, values), drop=False)
             if pending is not None:
                 done = frame - 1
-                result = player.worker.wait_for(done)
+                result = player.wait_for(done)
                 recorder.write(composite(player, result, pending, done * dt_s))
                 stats.record((time.perf_counter() - begin) * 1000.0, False)
                 bar.update(1)

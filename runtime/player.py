@@ -8,13 +8,14 @@ inputs -> SignalBus -> MappingEngine -> GeneratorWorker -> Compositor.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import moderngl
 import torch
 
 from runtime.capture import CaptureSwitch
 from runtime.clip import build_clip, clip_controls
+from runtime.decks import Decks, deck_controls
 from runtime.errors import ShaderError
 from runtime.generators import build_with_fallback
 from runtime.generators.base import Generator, Params
@@ -36,20 +37,28 @@ from runtime.signals import SignalBus, Snapshot
 log = logging.getLogger(__name__)
 
 
-def show_targets(generator: Generator, show: Show, stages: Sequence[Stage]) -> dict[str, Target]:
+def show_targets(
+    generator: Generator,
+    show: Show,
+    stages: Sequence[Stage],
+    deck_b: Generator | None = None,
+) -> dict[str, Target]:
     """Every target a show offers: its generator's controls, its neural stages'
-    controls (with the feedback controls), its CLIP controls and its passes'
-    uniforms.
+    controls (with the feedback controls), its CLIP controls, its passes'
+    uniforms, and with two decks the crossfader's and deck B's (`deck.b.`).
 
     Args:
-        generator: the show's generator.
+        generator: the show's generator (deck A).
         show: the show.
         stages: its neural stages (`runtime.neural.build_stages`).
+        deck_b: deck B's generator (`[deck.b]`), or None.
     Raises:
         ShaderError: a pass file cannot be read.
     Thread: any.
     """
     controls = (*generator.controls, *neural_controls(stages), *clip_controls(show.clip))
+    if deck_b is not None:
+        controls = (*controls, *deck_controls(deck_b))
     targets = {
         c.name: Target(c.name, c.default, c.lo, c.hi, c.doc, c.integrates, c.steps, c.glide_s)
         for c in controls
@@ -80,8 +89,17 @@ class Player:
         generator, self.generator_problem = build_with_fallback(show.generator)
         self.generator = generator
         self.chain = build_chain(show, device=generator.device, offline=offline)
+        # A second deck ([deck.b]): its generator, worker and the crossfade (decks.py).
+        self.decks = (
+            None
+            if show.deck_b is None
+            else Decks(show, ctx, offline=offline, cuda_available=torch.cuda.is_available())
+        )
         self.engine = MappingEngine(
-            show.mapping_paths, show_targets(generator, show, self.chain.stages)
+            show.mapping_paths,
+            show_targets(
+                generator, show, self.chain.stages, self.decks.generator if self.decks else None
+            ),
         )
         self.osc_targets = OscTargets(self.engine)
         self.scenes = (
@@ -115,6 +133,8 @@ class Player:
     def start(self) -> None:
         """Start the generator worker and every input. Thread: main."""
         self.worker.start()
+        if self.decks is not None:
+            self.decks.start()
         if self.clip is not None:
             self.clip.start()
         for source in self.inputs:
@@ -133,6 +153,8 @@ class Player:
             self.scenes.stop()
         if self.osc_out is not None:
             self.osc_out.close()
+        if self.decks is not None:
+            self.decks.stop()
 
     def map(self, frame: int, t_s: float, dt_s: float) -> dict[str, float]:
         """Step the feeds, hand texts to CLIP, snapshot the bus, act on scene and
@@ -170,12 +192,13 @@ class Player:
         if self.osc_out is not None:
             self.osc_out.update(self.controller_state())
         params = Params(frame, t_s, values)
-        self.worker.submit(params)
+        self.submit(params)
         if self.clip is not None:
             self.clip.submit(params)
-        result = self.worker.latest()
-        self.take_frame(result)
-        self.compositor.render(values, t_s)
+        self.take_frame(self.worker.latest())
+        if self.decks is not None:
+            self.decks.take_latest()
+        self.render_passes(values, t_s)
         self.watch(t_s)
 
     def controller_state(self) -> dict[str, OscValue]:
@@ -206,6 +229,41 @@ class Player:
             lines.append(self.osc_out.status())
         return lines
 
+    def submit(self, params: Params, *, drop: bool = True) -> None:
+        """Post a frame to the generator, or to each deck with a weight above 0.
+
+        Args:
+            params: the frame.
+            drop: True live (the newest wins); False offline (see `wait_for`).
+        Thread: main.
+        """
+        if self.decks is None:
+            self.worker.submit(params, drop=drop)
+        else:
+            self.decks.submit(params, self.worker, drop=drop)
+
+    def wait_for(self, frame: int) -> FrameResult | None:
+        """Offline: wait until `frame` (submitted with drop=False) is rendered.
+
+        Returns:
+            The generator's (deck A's) result; None when deck A rested that frame
+            (deck B's frame is already in its texture).
+        Raises:
+            TimeoutError: a generator did not finish it.
+        Thread: main.
+        """
+        if self.decks is None:
+            return self.worker.wait_for(frame)
+        return self.decks.wait_for(frame, self.worker)
+
+    def render_passes(self, values: Mapping[str, float], t_s: float) -> None:
+        """Run the pass chain on the generated frame (with two decks, on their mix).
+
+        Thread: main.
+        """
+        source = None if self.decks is None else self.decks.source(values, self.compositor)
+        self.compositor.render(values, t_s, source=source)
+
     def watch(self, t_s: float) -> None:
         """Show CLIP the composited output, `watch_hz` times per second of show time
         (a small read-back at CLIP's input size). Thread: main."""
@@ -218,6 +276,8 @@ class Player:
 
     def take_frame(self, result: FrameResult | None) -> None:
         """Upload a finished frame (if it has an image). Thread: main."""
+        if self.decks is not None:
+            self.decks.taken_a(result)
         if result is not None and result.error is None:
             if result.image is not None:  # a GL generator's frame is already the source
                 self.compositor.upload(result.image)
@@ -241,6 +301,8 @@ class Player:
         problems = []
         if self.generator_problem:
             problems.append(self.generator_problem)
+        if self.decks is not None:
+            problems.extend(self.decks.problems())
         problems.extend(self.chain.problems)
         if self.clip is not None and self.clip.problem:
             problems.append(self.clip.problem)

@@ -3,7 +3,9 @@ mapping files and the shader passes.
 
     [show]       name, description
     [generator]  kind, seed, size, weights (a path) or model (a catalogue name),
-                 device, and options of that kind
+                 device, and options of that kind (deck A)
+    [deck.b]     a second generator, the same keys: two decks and a crossfader
+                 (runtime/decks.py)
     [output]     size, fps, fullscreen, monitor, vsync
     [inputs.X]   one table per input (osc, midi, audio, clock, hands), read by its module
     mappings = ["../mappings/demo.toml"]    (top level, before any table)
@@ -226,6 +228,7 @@ class Show:
         health: the `[health]` table, or None (no endpoint).
         scenes: the `[scenes]` table and its scenes, or None (no scenes).
         osc_out: the `[osc_out]` table, or None (nothing sent).
+        deck_b: the `[deck.b]` table (a second deck, runtime/decks.py), or None.
     """
 
     path: Path
@@ -242,6 +245,7 @@ class Show:
     health: HealthConfig | None = None
     scenes: ScenesConfig | None = None
     osc_out: OscOutConfig | None = None
+    deck_b: GeneratorConfig | None = None
 
     @property
     def folder(self) -> Path:
@@ -271,6 +275,7 @@ def load_show(path: str | Path) -> Show:
     show_t.finish()
 
     generator = _generator(top.take_table("generator"), base)
+    deck_b = _deck_b(top.take_table("deck"), base)
     output = _output(top.take_table("output"))
 
     inputs_t = top.take_table("inputs")
@@ -320,7 +325,25 @@ def load_show(path: str | Path) -> Show:
         health=health,
         scenes=scenes,
         osc_out=osc_out,
+        deck_b=deck_b,
     )
+
+
+def _deck_b(t: Table, base: Path) -> GeneratorConfig | None:
+    """`[deck.b]`: deck B's generator ([generator] is deck A), or None."""
+    for key in t.data:
+        if key != "b":
+            # Located at its own header when it is a table ([deck.c]), else at the key.
+            header = f"deck.{key}" if isinstance(t.data[key], dict) else None
+            at = Table({}, file=t.file, text=t.text, name=header or "deck", header=header)
+            raise (at if header else t).error(
+                None if header else key,
+                "a show has two decks: [generator] is deck A and [deck.b] is deck B "
+                "(with the keys of [generator])",
+            )
+    if "b" not in t.data:
+        return None
+    return _generator(t.take_table("b", header="deck.b"), base)
 
 
 def _generator(t: Table, base: Path) -> GeneratorConfig:
@@ -347,8 +370,8 @@ def _generator(t: Table, base: Path) -> GeneratorConfig:
         t.rest(),
         file=t.file,
         text=t.text,
-        name="generator",
-        header="generator",
+        name=t.name,
+        header=t.header,
         known=("kind", "seed", "size", "weights", "model", "device"),
     )
     t.finish()

@@ -67,10 +67,12 @@ def refuse_unsplittable(show: Show) -> None:
     """Refuse a show whose frames depend on the output of earlier frames outside the
     generator's worker (CLIP), or whose generator is drawn in GL on the frame loop's
     own context (torch on a worker would not draw the same pixels; `run_show.py`
-    renders such a show on this machine instead: there is nothing for a worker to do).
+    renders such a show on this machine instead: there is nothing for a worker to do),
+    or that has two decks (a worker renders one generator).
 
     Raises:
-        DistributedError: the show has a `[clip]` table, or is drawn in GL here.
+        DistributedError: the show has a `[clip]` table or two decks, or is drawn
+            in GL here.
     Thread: any.
     """
     if draws_in_gl(show, torch.cuda.is_available()):
@@ -78,6 +80,11 @@ def refuse_unsplittable(show: Show) -> None:
             f"{show.path}: the {show.generator.kind} generator is drawn in GL on this "
             f"machine (device '{show.generator.device}'), beside the passes: there is "
             "nothing for Ray workers to render; render it without --ray"
+        )
+    if show.deck_b is not None:
+        raise DistributedError(
+            f"{show.path}: two decks ([deck.b]) cannot be rendered with --ray yet: the "
+            "workers render one generator; render it without --ray"
         )
     if show.clip is not None:
         raise DistributedError(

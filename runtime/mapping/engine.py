@@ -2,8 +2,11 @@
 
 It reads the bus snapshot and the frame time, runs every `[[map]]` entry's stages,
 sums entries that share a target, integrates rate controls (`latent.speed` into
-`latent.phase`) and glides step controls (`latent.hop`). Mapping files hot-reload: a
-bad edit is reported with its file and line and the last good mapping keeps running.
+`latent.phase`) and glides step controls (`latent.hop`). Beat-locked LFOs and synced
+triggers read the clock's `clock:beat` and `clock:bar` from the same snapshot (without
+a clock: 120 bpm from t = 0, in 4/4), so they are as frame-exact as the clock.
+Mapping files hot-reload: a bad edit is reported with its file and line and the last
+good mapping keeps running.
 
 Whatever comes in (NaN, +-inf, 1e308), what goes out is finite: a sample that is
 not finite is ignored (the entry holds its last output), every stage saturates
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from runtime.errors import ConfigError
 from runtime.filters import Envelope, OneEuro, Smooth
+from runtime.mapping.sources import beat_without_clock
 from runtime.mapping.spec import MappingSet, MapSpec, Target, read_mappings
 from runtime.signals import Snapshot
 
@@ -91,13 +95,16 @@ class _MapState:
 
     def __init__(self, spec: MapSpec, target: Target) -> None:
         self.armed = True
+        self.waiting = False  # a synced trigger fired and waits for its beat or bar
         self.one_euro = OneEuro(*spec.one_euro) if spec.one_euro else None
         self.envelope = Envelope(*spec.envelope) if spec.envelope else None
         self.smooth = Smooth(spec.smooth_s) if spec.smooth_s else None
         self.last: float | None = None
         self.low, self.high = _reach(spec, target)
 
-    def step(self, spec: MapSpec, samples: list[float], dt_s: float) -> float | None:
+    def step(
+        self, spec: MapSpec, samples: list[float], dt_s: float, ticks: Mapping[str, bool]
+    ) -> float | None:
         """Run the stages on this frame's samples.
 
         Args:
@@ -105,6 +112,8 @@ class _MapState:
             samples: its input values this frame, oldest first (several only for a
                 trigger); those that are not finite are ignored.
             dt_s: time since the previous frame.
+            ticks: {"beat": ..., "bar": ...}: whether this frame is the first at or
+                past a beat or bar boundary (a synced trigger fires then).
         Returns:
             The entry's output (finite); without a finite sample a trigger does not
             fire, any other entry gives its last output (None before its first).
@@ -122,6 +131,10 @@ class _MapState:
                     fired, self.armed = True, False
                 elif not self.armed and v < spec.trigger - TRIGGER_HYSTERESIS:
                     self.armed = True
+            if spec.sync is not None:
+                self.waiting = self.waiting or fired
+                fired = self.waiting and ticks[spec.sync]
+                self.waiting = self.waiting and not fired
             y = 1.0 if fired else 0.0
         # Anti-windup: an unclamped entry far beyond its target's range would leave
         # its filters there for minutes after one huge value.
@@ -139,6 +152,10 @@ class _MapState:
             y = _saturate(round(y / spec.quantize, 0) * spec.quantize)
         self.last = y
         return y
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _combine(how: str, values: list[float]) -> float:
@@ -208,6 +225,7 @@ class MappingEngine:
         self._integrals = {t.integrates: 0.0 for t in self._rates}
         self._glides = {t.steps: _Glide() for t in self._steppers}
         self._state_names = sorted(set(self._integrals) | set(self._glides))
+        self._last_beats: tuple[float, float] | None = None
         self.error: str | None = None
         #: Base values set while playing (scenes, OSC `/ls/TARGET`): over `[set]`.
         self.base: dict[str, float] = {}
@@ -239,14 +257,16 @@ class MappingEngine:
             for spec in self.mappings.maps:
                 if spec.target in self.held and _moved(spec, events):
                     self.held.discard(spec.target)
+        beat = _finite_or_none(snapshot.values.get("clock:beat"))
+        ticks = self._ticks(snapshot, t_s, beat)
         mapped: dict[str, float] = {}
         for spec, state in zip(self.mappings.maps, self._states):
             if spec.target in self.held:
                 continue
-            samples = self._samples(spec, snapshot, events, t_s)
+            samples = self._samples(spec, snapshot, events, t_s, beat)
             if samples is None:
                 continue
-            y = state.step(spec, samples, dt_s)
+            y = state.step(spec, samples, dt_s, ticks)
             if y is not None:
                 mapped[spec.target] = mapped.get(spec.target, 0.0) + y
         values.update(mapped)
@@ -268,21 +288,45 @@ class MappingEngine:
             values[name] = self._integrals.get(name, 0.0) + (glide.now if glide else 0.0)
         return values
 
+    def _ticks(self, snapshot: Snapshot, t_s: float, beat: float | None) -> dict[str, bool]:
+        """Whether this frame is the first at or past a beat and a bar boundary (as
+        the clock's own ticks count them; the very first frame only when it sits on
+        one). A step back (MIDI Start) crosses nothing."""
+        if beat is None:
+            beat = beat_without_clock(t_s)
+        bar = _finite_or_none(snapshot.values.get("clock:bar"))
+        if bar is None:
+            bar = beat / 4.0
+        now = (math.floor(beat + 1e-9), math.floor(bar + 1e-9))
+        last = self._last_beats
+        self._last_beats = (beat, bar)
+        if last is None:
+            return {"beat": beat - now[0] < 1e-6, "bar": bar - now[1] < 1e-6}
+        before = (math.floor(last[0] + 1e-9), math.floor(last[1] + 1e-9))
+        return {"beat": now[0] > before[0], "bar": now[1] > before[1]}
+
     def _samples(
-        self, spec: MapSpec, snapshot: Snapshot, events: dict[str, list[float]], t_s: float
+        self,
+        spec: MapSpec,
+        snapshot: Snapshot,
+        events: dict[str, list[float]],
+        t_s: float,
+        beat: float | None,
     ) -> list[float] | None:
         """The entry's input values this frame, or None while no source has a value
         yet (an untouched fader leaves its target at the `[set]` or default value).
         Of several sources, only those with a finite value are combined."""
         if len(spec.sources) == 1:
             name = spec.sources[0]
-            current = self._signal(name, snapshot, t_s)
+            current = self._signal(name, snapshot, t_s, beat)
             if current is None:
                 return None
             if spec.trigger is not None and events.get(name):
                 return events[name]
             return [current]
-        found = [v for v in (self._signal(n, snapshot, t_s) for n in spec.sources) if v is not None]
+        found = [
+            v for v in (self._signal(n, snapshot, t_s, beat) for n in spec.sources) if v is not None
+        ]
         if not found:
             return None
         found = [v for v in found if math.isfinite(v)]
@@ -290,11 +334,13 @@ class MappingEngine:
             return []
         return [_saturate(_combine(spec.combine, found))]
 
-    def _signal(self, name: str, snapshot: Snapshot, t_s: float) -> float | None:
+    def _signal(
+        self, name: str, snapshot: Snapshot, t_s: float, beat: float | None
+    ) -> float | None:
         if name == "time":
             return t_s
         if name.startswith("lfo:"):
-            return self.mappings.lfos[name[4:]].value(t_s)
+            return self.mappings.lfos[name[4:]].value(t_s, beat)
         return snapshot.values.get(name)
 
     def reload_if_changed(self) -> str | None:

@@ -23,6 +23,8 @@ from runtime.mapping.sources import DEFAULT_LFOS, LFO_SHAPES, Lfo
 SOURCE_KINDS = ("osc", "midi", "audio", "clock", "hand", "lfo", "sensor", "clip", "key")
 COMBINES = ("sum", "product", "max", "min", "mean")
 CURVES = ("linear", "smoothstep", "ease_in", "ease_out", "exp", "log")
+#: What a trigger's `sync` may wait for: the next beat or the next bar of the clock.
+SYNCS = ("beat", "bar")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Target:
 class MapSpec:
     """One `[[map]]` entry. Stages run in this order: combine sources, normalise by
     `in_range`, invert, clamp, curve, trigger, one-euro, envelope, smooth, scale to
-    `out_range`, quantize.
+    `out_range`, quantize. A synced trigger's pulse waits for the next beat or bar.
 
     Attributes:
         where: "file:line" for messages.
@@ -65,6 +67,9 @@ class MapSpec:
         envelope: (attack_s, release_s) or None.
         smooth_s: exponential smoothing time constant, or None.
         quantize: output step, or None.
+        sync: "beat" or "bar": a trigger's pulse fires on the frame the clock
+            reaches the next beat or bar (the frame `clock:tick/1` or the bar's
+            tick fires), or None: at once.
     """
 
     where: str
@@ -81,6 +86,7 @@ class MapSpec:
     envelope: tuple[float, float] | None = None
     smooth_s: float | None = None
     quantize: float | None = None
+    sync: str | None = None
 
     def key(self) -> tuple:
         """Identity for keeping filter state across a hot reload (everything but
@@ -99,6 +105,7 @@ class MapSpec:
             self.envelope,
             self.smooth_s,
             self.quantize,
+            self.sync,
         )
 
 
@@ -159,6 +166,12 @@ def read_mappings(paths: tuple[Path, ...], targets: Mapping[str, Target]) -> Map
 
 
 def _lfo(name: str, t: Table) -> Lfo:
+    if "rate_hz" in t.data and "rate_beats" in t.data:
+        raise t.error(
+            "rate_beats",
+            "give either 'rate_hz' (cycles per second) or 'rate_beats' "
+            "(cycles per beat of the clock), not both",
+        )
     lfo = Lfo(
         name=name,
         shape=t.take(
@@ -173,6 +186,7 @@ def _lfo(name: str, t: Table) -> Lfo:
         ),
         rate_hz=t.take("rate_hz", float, 0.1, check=_positive),
         phase=t.take("phase", float, 0.0, check=_finite),
+        rate_beats=t.take("rate_beats", float, None, check=_positive),
     )
     t.finish()
     return lfo
@@ -203,6 +217,16 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
         )
     if isinstance(curve, float) and not (math.isfinite(curve) and curve > 0):
         raise t.error("curve", f"an exponent must be a number above 0, got {curve}")
+    if isinstance(t.data.get("quantize"), str):
+        raise t.error(
+            "quantize",
+            "'quantize' is the output's step (a number); to fire a trigger on the "
+            f"next beat or bar write sync = {t.data['quantize']!r}",
+        )
+    trigger = t.take("trigger", float, None, check=_finite)
+    sync = t.take("sync", str, None, check=_one_of(SYNCS))
+    if sync is not None and trigger is None:
+        raise t.error("sync", "'sync' delays a trigger's pulse: give 'trigger' (a threshold) too")
     spec = MapSpec(
         where=t.where().split(": ")[0],
         sources=sources,
@@ -213,7 +237,7 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
         invert=t.take("invert", bool, False),
         clamp=t.take("clamp", bool, True),
         curve=curve,
-        trigger=t.take("trigger", float, None, check=_finite),
+        trigger=trigger,
         one_euro=_sub(
             t,
             "one_euro",
@@ -224,6 +248,7 @@ def _map(t: Table, targets: Mapping[str, Target], lfos: Mapping[str, Lfo]) -> Ma
         envelope=_sub(t, "envelope", ("attack_s", 0.01, False), ("release_s", 0.3, False)),
         smooth_s=t.take("smooth_s", float, None, check=_positive),
         quantize=t.take("quantize", float, None, check=_positive),
+        sync=sync,
     )
     t.finish()
     return spec

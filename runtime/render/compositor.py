@@ -3,6 +3,8 @@ passes at canvas size, then presentation on a window (letterboxed) or a read-bac
 
 Every annotated uniform of a pass is a mapping target; pass files hot-reload, and a
 pass that fails to compile keeps its last good program while the error is shown.
+With two decks (runtime/decks.py) a `DeckMixer` blends deck B's frame into deck A's
+with the crossfade pass, and the chain reads the blend as its generated frame.
 Frames arrive as numpy arrays: this module imports no torch.
 """
 
@@ -122,9 +124,7 @@ class Compositor:
     ) -> None:
         self.ctx = ctx
         self.canvas_px = canvas_px
-        self.source_px = (16, 16)
-        self.source = _texture(ctx, self.source_px, 3, "f1")
-        self._own_source = True  # False while the source is a GL generator's texture
+        self.slot = SourceSlot(ctx)
         chain = effects or (EffectConfig("fit", FIT_PATH),)
         # Passes in between keep half floats (trails fade smoothly without 8-bit
         # banding); the last one writes 8 bits, ready to show or read back.
@@ -146,48 +146,46 @@ class Compositor:
         """Current shader errors (a failed reload per pass). Thread: main."""
         return [p.error for p in self.passes if p.error]
 
-    def upload(self, frame: np.ndarray) -> None:
-        """Upload a generated frame.
+    @property
+    def source(self) -> moderngl.Texture:
+        """The generated frame's texture (deck A's). Thread: main."""
+        return self.slot.texture
 
-        Args:
-            frame: (H, W, 3) uint8, top row first.
-        Thread: main.
-        """
-        height, width, _ = frame.shape
-        if (width, height) != self.source_px or not self._own_source:
-            if self._own_source:
-                self.source.release()
-            self.source_px = (width, height)
-            self.source = _texture(self.ctx, self.source_px, 3, "f1")
-            self._own_source = True
-        # GL's rows run bottom-up: flip once here so every pass samples upright.
-        self.source.write(np.ascontiguousarray(frame[::-1]))
+    @property
+    def source_px(self) -> tuple[int, int]:
+        """Its (width, height). Thread: main."""
+        return self.slot.size_px
+
+    def upload(self, frame: np.ndarray) -> None:
+        """Upload a generated frame (see `SourceSlot.upload`). Thread: main."""
+        self.slot.upload(frame)
 
     def use_source(self, texture: moderngl.Texture) -> None:
-        """Take a texture drawn on the GL side (a generator drawn by its own shader) as
-        the frame the passes read, instead of an uploaded one.
+        """Take a texture drawn on the GL side as the frame (see `SourceSlot.use_source`).
 
-        Args:
-            texture: rows bottom-up, as an uploaded frame's are; its owner keeps it.
         Thread: main.
         """
-        if self._own_source:
-            self.source.release()
-            self._own_source = False
-        self.source = texture
-        self.source_px = texture.size
+        self.slot.use_source(texture)
 
-    def render(self, values: Mapping[str, float], t_s: float) -> moderngl.Texture:
+    def render(
+        self,
+        values: Mapping[str, float],
+        t_s: float,
+        *,
+        source: tuple[moderngl.Texture, tuple[int, int]] | None = None,
+    ) -> moderngl.Texture:
         """Run every pass for one frame.
 
         Args:
             values: target values (`shader.EFFECT.NAME`); missing ones take defaults.
             t_s: the frame's time.
+            source: (texture, size) the passes read instead of the generated frame
+                (two decks' mix, runtime/decks.py); None: the generated frame.
         Returns:
             The canvas texture (RGBA8, canvas_px).
         Thread: main.
         """
-        source = (self.source, self.source_px)
+        source = (self.source, self.source_px) if source is None else source
         current = source
         for p in self.passes:
             texture = p.run({"input": current, "source": source}, values, t_s, self.canvas_px)
@@ -304,8 +302,7 @@ class Compositor:
         for readback in self._readbacks.values():
             readback.color_attachments[0].release()
             readback.release()
-        if self._own_source:
-            self.source.release()
+        self.slot.release()
         for obj in (
             self.present_vao,
             self.present_program,
@@ -313,6 +310,111 @@ class Compositor:
             self.hud_program,
         ):
             obj.release()
+
+
+class SourceSlot:
+    """Where a generated frame lives on the GL side: a texture frames are uploaded
+    into, or a texture a GL generator draws (owned by it).
+
+    Args:
+        ctx: the GL context.
+    Thread: the thread that owns `ctx` (main).
+    """
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.size_px = (16, 16)
+        self.texture = _texture(ctx, self.size_px, 3, "f1")
+        self._own = True  # False while the texture is a GL generator's
+
+    def upload(self, frame: np.ndarray) -> None:
+        """Upload a generated frame.
+
+        Args:
+            frame: (H, W, 3) uint8, top row first.
+        Thread: main.
+        """
+        height, width, _ = frame.shape
+        if (width, height) != self.size_px or not self._own:
+            if self._own:
+                self.texture.release()
+            self.size_px = (width, height)
+            self.texture = _texture(self.ctx, self.size_px, 3, "f1")
+            self._own = True
+        # GL's rows run bottom-up: flip once here so every pass samples upright.
+        self.texture.write(np.ascontiguousarray(frame[::-1]))
+
+    def use_source(self, texture: moderngl.Texture) -> None:
+        """Take a texture drawn on the GL side (a generator drawn by its own shader) as
+        the frame, instead of an uploaded one.
+
+        Args:
+            texture: rows bottom-up, as an uploaded frame's are; its owner keeps it.
+        Thread: main.
+        """
+        if self._own:
+            self.texture.release()
+            self._own = False
+        self.texture = texture
+        self.size_px = texture.size
+
+    def release(self) -> None:
+        """Free the texture if it is this slot's own. Thread: main."""
+        if self._own:
+            self.texture.release()
+
+
+class DeckMixer:
+    """Two decks' frames into one with the crossfade pass (shaders/crossfade.glsl):
+    deck A's frame is its input, deck B's its source (fitted into A's frame by the
+    pass's `fit`), at deck A's frame size; the show's chain then reads the result as
+    its generated frame.
+
+    Args:
+        ctx: the GL context.
+    Thread: the thread that owns `ctx` (main).
+    """
+
+    EFFECT = EffectConfig("deck", SHADER_DIR / "crossfade.glsl")
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.slot_b = SourceSlot(ctx)
+        self._pass: _Pass | None = None
+        self._size_px: tuple[int, int] | None = None
+
+    def mix(
+        self,
+        a: tuple[moderngl.Texture, tuple[int, int]],
+        amount: float,
+        mode: float,
+        fit: float,
+    ) -> tuple[moderngl.Texture, tuple[int, int]]:
+        """Blend deck B's frame into deck A's.
+
+        Args:
+            a: deck A's frame and its size.
+            amount, mode, fit: the crossfade pass's uniforms (0..1; 0 mix, 1 add,
+                2 screen, 3 multiply, 4 difference; 0 letterbox, 1 crop, 2 stretch).
+        Returns:
+            The blended frame (RGBA8, A's size) and its size.
+        Thread: main.
+        """
+        blend = self._pass
+        if blend is None or a[1] != self._size_px:
+            if blend is not None:
+                blend.release()
+            blend = self._pass = _Pass(self.ctx, self.EFFECT, a[1], "f1")
+            self._size_px = a[1]
+        values = {"shader.deck.amount": amount, "shader.deck.mode": mode, "shader.deck.fit": fit}
+        b = (self.slot_b.texture, self.slot_b.size_px)
+        return blend.run({"input": a, "source": b}, values, 0.0, a[1]), a[1]
+
+    def release(self) -> None:
+        """Free every GL object. Thread: main."""
+        self.slot_b.release()
+        if self._pass is not None:
+            self._pass.release()
 
 
 def _texture(
