@@ -233,11 +233,11 @@ def _render(
             if n < len(frames):
                 record = frames[n]
                 values = player.map(record.frame, record.t_s, record.dt_s)
-                player.worker.submit(Params(record.frame, record.t_s, values), drop=False)
+                player.submit(Params(record.frame, record.t_s, values), drop=False)
             if pending is not None:
                 done, done_values = pending
                 record = frames[done]
-                result = player.worker.wait_for(record.frame)
+                result = player.wait_for(record.frame)
                 image = composite(player, result, done_values, record.t_s)
                 _check(report, record, done_values, image, check_pixels)
                 repeats = 1

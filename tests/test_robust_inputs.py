@@ -87,6 +87,7 @@ def test_the_hud_says_what_was_rejected():
         clip=None,
         controller_lines=list,
         capture=None,
+        decks=None,
         bus=bus,
     )
     stats = FrameStats(budget_ms=16.7)
