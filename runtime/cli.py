@@ -19,6 +19,8 @@ examples:
   run_show.py shows/demo.toml                      play in a window (Esc or q quits,
                                                    h hides the HUD, f fullscreen)
   run_show.py shows/demo.toml --fullscreen --monitor 1
+  run_show.py shows/demo.toml --record set.mkv     play and record the output (and live
+                                                   sound); r or OSC /record 0|1 toggles
   run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
   run_show.py shows/demo.toml --headless --frames 30 --out frames/
   run_show.py shows/music_video.toml --headless --out video.mp4 --ray
@@ -88,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with --headless and a video --out: mux this audio file in (default: the "
         "show's [inputs.audio] file)",
+    )
+    play.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="live: record the output (without the HUD) and the live sound into FILE "
+        "(.mkv, or .mp4/.mov fragmented; playable even if the show is killed) from the "
+        "first frame. Without it, the r key or OSC /record 1 (0 stops, /record/toggle "
+        "toggles) records into recordings/SHOW-DATE-TIME.mkv beside the show. A full "
+        "encoder queue drops frames and counts them on the HUD; the show never waits",
     )
     _ray_options(play)
     play.set_defaults(func=cmd_play)
@@ -402,6 +414,12 @@ def cmd_play(args: argparse.Namespace) -> int:
                 show.path,
             )
             distributed = False
+    if args.record is not None:
+        from runtime.render.live_record import check_record_path
+
+        if args.headless:
+            raise ShowError("--record records live play; --headless writes --out")
+        check_record_path(args.record)
     if args.headless:
         if args.out is None:
             raise ShowError("--headless needs --out: a .mp4 file or a folder for PNGs")
@@ -427,6 +445,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         monitor=args.monitor,
         duration_s=args.seconds,
         hud=not args.no_hud,
+        record=args.record,
     )
     return 0
 

@@ -24,10 +24,12 @@ import torch
 from runtime.generators.base import Params
 from runtime.generators.worker import FrameResult
 from runtime.health import HealthServer, Vitals
+from runtime.inputs.audio import AudioInput
 from runtime.notify import BEAT_S, Lifeline
 from runtime.player import Player
 from runtime.render.compositor import Compositor
 from runtime.render.headless import headless_context
+from runtime.render.live_record import LiveRecorder
 from runtime.render.recorder import open_recorder
 from runtime.schedule import Clock, Fade, OpeningHours
 from runtime.show import Show
@@ -103,6 +105,7 @@ def play_live(
     duration_s: float | None = None,
     hud: bool = True,
     clock: Clock = time.time,
+    record: Path | None = None,
 ) -> FrameStats:
     """Play a show in a window until the performer quits (Esc or q) or a stop signal
     (SIGTERM, SIGINT, SIGHUP) arrives; either way inputs are closed and the
@@ -119,6 +122,9 @@ def play_live(
         hud: start with the HUD shown (h toggles it).
         clock: the wall clock the opening hours read (an aware datetime or a UTC
             timestamp); tests inject one.
+        record: record the output (and live sound) into this file from the first
+            frame (runtime/render/live_record.py); `key:r` and OSC `/record` start
+            and stop recordings either way.
     Returns:
         The frame statistics (frames while closed and dark are not counted).
     Raises:
@@ -158,6 +164,18 @@ def play_live(
         health = _health_server(show)
         player.start()
         start = time.perf_counter()
+        sound = [s for s in player.inputs if isinstance(s, AudioInput)]
+        recording = LiveRecorder(
+            show_name=show.name,
+            folder=show.folder,
+            size_px=out.size_px,
+            fps=out.fps,
+            origin_s=start,
+            path=record,
+            sound=bool(sound),
+        )
+        for source in sound:
+            source.listen(recording.hear)
         deadline = start
         last_t = 0.0
         next_reload = next_hud = next_beat = next_health = 0.0
@@ -182,6 +200,7 @@ def play_live(
                     player.compositor.present(window.ctx.screen, window_px)
                     if level < 1.0:
                         shade.draw(player.compositor, level, window_px)
+                recording.update(player.snapshot.events, t_s)
                 if t_s >= next_reload:
                     next_reload = t_s + RELOAD_EVERY_S
                     player.reload_if_changed()
@@ -189,10 +208,14 @@ def play_live(
                     if t_s >= next_hud:
                         next_hud = t_s + HUD_EVERY_S
                         overlay.update(
-                            _hud_lines(player, stats, out.fps), player.problems(), window_px[0]
+                            [*_hud_lines(player, stats, out.fps), *recording.hud_lines()],
+                            player.problems(),
+                            window_px[0],
                         )
                     player.compositor.draw_overlay(overlay.texture, overlay.viewport(window_px))
                 window.swap()
+                if not resting:
+                    recording.frame(player.compositor, t_s)
                 end = time.perf_counter()
                 if t_s >= next_beat:
                     # After the swap: the first beat means "first frame presented".
@@ -231,6 +254,7 @@ def play_live(
             if stop.requested:
                 log.info("stopping: %s", stop.reason)
             lifeline.stopping()
+            recording.close(time.perf_counter() - start)
             if health is not None:
                 health.close()
             player.stop()

@@ -27,7 +27,7 @@ from runtime.neural.chain import StageStat, neural_controls
 from runtime.render.compositor import Compositor
 from runtime.render.shaders import shader_targets
 from runtime.show import Show
-from runtime.signals import SignalBus
+from runtime.signals import SignalBus, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class Player:
         self._next_watch_s = 0.0
         self.messages: list[str] = []
         self.frames_generated = 0
+        #: The bus as the last `map` saw it (its events: requests such as `key:r`).
+        self.snapshot = Snapshot({}, ())
 
     def start(self) -> None:
         """Start the generator worker and every input. Thread: main."""
@@ -126,7 +128,8 @@ class Player:
         for source, text in self.bus.texts.take():
             if self.clip is not None:
                 self.clip.take_text(source, text)
-        return self.engine.evaluate(self.bus.snapshot(), t_s, dt_s)
+        self.snapshot = self.bus.snapshot()
+        return self.engine.evaluate(self.snapshot, t_s, dt_s)
 
     def step_live(self, frame: int, t_s: float, dt_s: float) -> None:
         """One live frame: map, post to the generator, take its newest frame if
