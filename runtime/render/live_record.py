@@ -348,8 +348,9 @@ class Recording:
                 slot = round((t_s - self.t0_s) * self.fps)
                 if slot < self.written:
                     continue  # a second frame in one slot
-                for _ in range(slot - self.written + 1):  # repeats fill the slots skipped
-                    stdin.write(rgba)
+                for _ in range(slot - self.written):  # the screen held the last frame
+                    stdin.write(rgba if last is None else last)
+                stdin.write(rgba)
                 self.written = slot + 1
                 last = rgba
             end_slot = round((self._end_s() - self.t0_s) * self.fps)
@@ -578,7 +579,7 @@ class LiveRecorder:
         self.last = rec
         rec.finish(t_s)
         self._finishing.append(rec)
-        log.info("recording stopped: %s after %s", rec.path, clock_text(t_s - rec.t0_s))
+        log.info("recording stopped: %s after %.2f s", rec.path, rec.end_s - rec.t0_s)
 
     def hud_lines(self) -> list[str]:
         """'REC 00:01:23  set.mkv  12 dropped' while recording; the last
