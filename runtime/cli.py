@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "toggles) records into recordings/SHOW-DATE-TIME.mkv beside the show. A full "
         "encoder queue drops frames and counts them on the HUD; the show never waits",
     )
+    play.add_argument(
+        "--ndi",
+        metavar="NAME",
+        help="live: send the output as an NDI source named NAME (needs the [ndi] extra: "
+        "pip install -e '.[ndi]'); overrides the show's [output] ndi",
+    )
     _ray_options(play)
     play.set_defaults(func=cmd_play)
     _supervise_parser(sub)
@@ -419,6 +425,8 @@ def cmd_play(args: argparse.Namespace) -> int:
 
         if args.headless:
             raise ShowError("--record records live play; --headless writes --out")
+    if args.ndi is not None and args.headless:
+        raise ShowError("--ndi sends live play; --headless writes --out")
         check_record_path(args.record)
     if args.headless:
         if args.out is None:
@@ -446,6 +454,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         duration_s=args.seconds,
         hud=not args.no_hud,
         record=args.record,
+        ndi=args.ndi,
     )
     return 0
 

@@ -30,6 +30,7 @@ from runtime.player import Player
 from runtime.render.compositor import Compositor
 from runtime.render.headless import headless_context
 from runtime.render.live_record import LiveRecorder
+from runtime.render.ndi import NdiOutput
 from runtime.render.recorder import open_recorder
 from runtime.schedule import Clock, Fade, OpeningHours
 from runtime.show import Show
@@ -106,6 +107,7 @@ def play_live(
     hud: bool = True,
     clock: Clock = time.time,
     record: Path | None = None,
+    ndi: str | None = None,
 ) -> FrameStats:
     """Play a show in a window until the performer quits (Esc or q) or a stop signal
     (SIGTERM, SIGINT, SIGHUP) arrives; either way inputs are closed and the
@@ -125,6 +127,8 @@ def play_live(
         record: record the output (and live sound) into this file from the first
             frame (runtime/render/live_record.py); `key:r` and OSC `/record` start
             and stop recordings either way.
+        ndi: send the frames as an NDI source of this name (overrides the show's
+            `[output] ndi`; runtime/render/ndi.py).
     Returns:
         The frame statistics (frames while closed and dark are not counted).
     Raises:
@@ -176,6 +180,8 @@ def play_live(
         )
         for source in sound:
             source.listen(recording.hear)
+        ndi_name = ndi or out.ndi
+        sender = NdiOutput(ndi_name, out.size_px, out.fps) if ndi_name else None
         deadline = start
         last_t = 0.0
         next_reload = next_hud = next_beat = next_health = 0.0
@@ -208,14 +214,21 @@ def play_live(
                     if t_s >= next_hud:
                         next_hud = t_s + HUD_EVERY_S
                         overlay.update(
-                            [*_hud_lines(player, stats, out.fps), *recording.hud_lines()],
+                            [
+                                *_hud_lines(player, stats, out.fps),
+                                *recording.hud_lines(),
+                                *(sender.hud_lines() if sender else ()),
+                            ],
                             player.problems(),
                             window_px[0],
                         )
                     player.compositor.draw_overlay(overlay.texture, overlay.viewport(window_px))
                 window.swap()
-                if not resting:
-                    recording.frame(player.compositor, t_s)
+                if not resting and (recording.active or sender is not None):
+                    rgba = player.compositor.read_rgba(out.size_px)
+                    recording.frame(rgba, t_s)
+                    if sender is not None:
+                        sender.offer(rgba)
                 end = time.perf_counter()
                 if t_s >= next_beat:
                     # After the swap: the first beat means "first frame presented".
@@ -255,6 +268,8 @@ def play_live(
                 log.info("stopping: %s", stop.reason)
             lifeline.stopping()
             recording.close(time.perf_counter() - start)
+            if sender is not None:
+                sender.close()
             if health is not None:
                 health.close()
             player.stop()

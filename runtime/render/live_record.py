@@ -50,7 +50,6 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import OutputError
-from runtime.render.compositor import Compositor
 from runtime.render.recorder import ffmpeg_exe
 from runtime.signals import Event
 
@@ -560,14 +559,22 @@ class LiveRecorder:
             self.stop(t_s)
         self._finishing = [r for r in self._finishing if not r.finished]
 
-    def frame(self, compositor: Compositor, t_s: float) -> None:
-        """Read the frame just rendered back and offer it, while recording.
+    @property
+    def active(self) -> bool:
+        """A recording runs: the loop reads frames back for it. Thread: main."""
+        return self.recording is not None
 
-        Thread: main (the compositor's context current).
+    def frame(self, rgba: bytes, t_s: float) -> None:
+        """Offer the frame just rendered, while recording.
+
+        Args:
+            rgba: the output read back (`Compositor.read_rgba` at `size_px`).
+            t_s: its show time.
+        Thread: main.
         """
         rec = self.recording
         if rec is not None:
-            rec.offer(compositor.read_rgba(self.size_px), t_s)
+            rec.offer(rgba, t_s)
 
     def stop(self, t_s: float) -> None:
         """Stop recording (the file is finished off this thread). Thread: main."""
