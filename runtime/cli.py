@@ -425,9 +425,9 @@ def cmd_play(args: argparse.Namespace) -> int:
 
         if args.headless:
             raise ShowError("--record records live play; --headless writes --out")
+        check_record_path(args.record)
     if args.ndi is not None and args.headless:
         raise ShowError("--ndi sends live play; --headless writes --out")
-        check_record_path(args.record)
     if args.headless:
         if args.out is None:
             raise ShowError("--headless needs --out: a .mp4 file or a folder for PNGs")

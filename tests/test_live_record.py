@@ -20,6 +20,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 import xdisplay
 from helpers import copy_show
+from runtime.cli import main
 from runtime.render.live_record import (
     LiveRecorder,
     Recording,
@@ -106,6 +107,24 @@ def test_a_recording_never_overwrites_and_picks_its_container_by_suffix(tmp_path
     assert mkv[mkv.index("-f", mkv.index("pipe:0")) + 1] == "matroska"
     mp4 = ffmpeg_command("ffmpeg", Path("a.mp4"), (64, 48), 30.0, None)
     assert "+frag_keyframe+empty_moov+default_base_moof" in mp4
+
+
+def test_the_command_line_teaches_and_checks_record(tmp_path, capsys):
+    show = copy_show(tmp_path)
+    with pytest.raises(SystemExit):
+        main([str(show), "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "--record FILE" in helptext and "OSC /record 1 (0 stops" in helptext
+    assert "--ndi NAME" in helptext
+    assert main([str(show), "--record", str(tmp_path / "set.avi")]) == 1
+    assert "expected a file ending in .mkv" in capsys.readouterr().err
+    assert main([str(show), "--record", str(tmp_path / "nowhere" / "set.mkv")]) == 1
+    assert "the folder" in capsys.readouterr().err
+    out = tmp_path / "out.mp4"
+    assert main([str(show), "--headless", "--out", str(out), "--record", "a.mkv"]) == 1
+    assert "--record records live play" in capsys.readouterr().err
+    assert main([str(show), "--headless", "--out", str(out), "--ndi", "stage"]) == 1
+    assert "--ndi sends live play" in capsys.readouterr().err
 
 
 # The writer: timeline, drops, sound

@@ -20,7 +20,9 @@ import pytest
 
 import xdisplay
 from helpers import copy_show
+from runtime.errors import ConfigError
 from runtime.render.ndi import NdiOutput
+from runtime.show import load_show
 from xdisplay import run_show
 
 display = xdisplay.display  # the Xvfb fixture
@@ -61,6 +63,17 @@ def receive(name: str, size_px: tuple[int, int], timeout_s: float = 20.0) -> np.
         finally:
             receiver.disconnect()
     raise AssertionError(f"no frame from {name} within {timeout_s} s")
+
+
+def test_the_show_may_name_its_ndi_source(tmp_path):
+    show = copy_show(tmp_path)
+    text = show.read_text()
+    assert load_show(show).output.ndi is None
+    show.write_text(text.replace("fps = 30\n", 'fps = 30\nndi = "stage left"\n'))
+    assert load_show(show).output.ndi == "stage left"
+    show.write_text(text.replace("fps = 30\n", 'fps = 30\nndi = " "\n'))
+    with pytest.raises(ConfigError, match=r"tiny\.toml:\d+: \[output\] 'ndi': expected a source"):
+        load_show(show)
 
 
 def test_without_cyndilib_the_show_plays_and_says_how_to_install(monkeypatch, caplog):
