@@ -505,6 +505,10 @@ class LiveRecorder:
         self._finishing: list[Recording] = []
         #: Why the last start failed, or None.
         self.failure: str | None = None
+        # Find ffmpeg now: the first lookup takes 25 ms, a frame's budget; a missing
+        # one is reported by the start that needs it.
+        with contextlib.suppress(OutputError):
+            ffmpeg_exe()
 
     @property
     def state(self) -> RecordingState:
