@@ -257,9 +257,15 @@ class Recording:
         except OSError as exc:
             shutil.rmtree(self._temp, ignore_errors=True)
             raise OutputError(f"{path}: cannot start ffmpeg ({exc.strerror or exc})") from None
-        self._threads = [threading.Thread(target=self._write_video, name="record-video")]
+        # Daemons: a process that ends without `finish` must not hang on them (the
+        # file stays playable; the show's loop finishes it in its `finally`).
+        self._threads = [
+            threading.Thread(target=self._write_video, name="record-video", daemon=True)
+        ]
         if sound is not None:
-            self._threads.append(threading.Thread(target=self._write_sound, name="record-sound"))
+            self._threads.append(
+                threading.Thread(target=self._write_sound, name="record-sound", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 
