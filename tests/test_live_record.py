@@ -184,7 +184,7 @@ def test_the_sound_starts_with_the_picture_and_a_dropped_block_leaves_silence(tm
     rec.finish(3.0)
     assert rec.join(30) and rec.error is None
     sound = decode_sound(path, rate)
-    assert abs(len(sound) / rate - 2.0) < 0.05  # padded to the picture's 2 s
+    assert abs(len(sound) / rate - 2.0) < 1024 / rate  # the picture's 2 s (AAC frames)
     onset = np.argmax(np.abs(sound) > 0.1) / rate
     assert abs(onset - 0.25) < 0.01
     # The tone where it belongs (AAC keeps the waveform), silence for block 6.
@@ -241,6 +241,25 @@ def test_a_start_waits_for_the_sound_then_records_without_it(tmp_path):
     assert heard.active and heard.recording.sample_rate_hz == 22050.0
     assert heard.hud_lines()[0].endswith("with sound   r: stop")
     heard.close(0.5)
+
+
+def test_when_the_sound_stops_the_picture_still_reaches_the_file(tmp_path):
+    # A sound file that ended, a device unplugged: ffmpeg must not hold the picture
+    # back waiting for sound, or a kill would lose it.
+    size = (64, 48)
+    path = tmp_path / "silent.mkv"
+    rec = Recording(path, size, 30.0, 0.0, sample_rate_hz=8000.0)
+    begin = time.perf_counter()
+    for i in range(75):  # 2.5 s in real time, no sound block at all
+        rec.offer(gray_frame(100, size), i / 30.0)
+        time.sleep(max(0.0, (i + 1) / 30.0 - (time.perf_counter() - begin)))
+    frames_so_far = decode_gray(path, size)  # the file as a kill would leave it
+    rec.finish(2.5)
+    assert rec.join(30) and rec.error is None
+    assert len(frames_so_far) >= 30, len(frames_so_far)
+    sound = decode_sound(path, 8000)
+    # AAC pads the end to whole frames of 1024 samples.
+    assert abs(len(sound) / 8000 - 2.5) < 1024 / 8000 and np.abs(sound).max() < 0.01
 
 
 def test_a_failed_start_is_shown_and_the_recorder_carries_on(tmp_path):
