@@ -73,8 +73,6 @@ QUEUE_BLOCKS = 128
 SOUND_WAIT_S = 2.0
 #: How long the end of a show waits for ffmpeg to finish the file.
 FINISH_TIMEOUT_S = 30.0
-#: ffmpeg has this long to open the sound pipe before the sound is given up.
-PIPE_OPEN_TIMEOUT_S = 10.0
 #: When no sound block arrives (a file that ended, a device gone), silence is written
 #: up to this far behind the present, so that ffmpeg keeps writing the picture.
 SOUND_FILL_BEHIND_S = 0.25
@@ -412,14 +410,15 @@ class Recording:
             self._ending.set()
 
     def _open_pipe(self):
-        """The named pipe's write end once ffmpeg reads it; None when it never does."""
-        deadline = time.monotonic() + PIPE_OPEN_TIMEOUT_S
+        """The named pipe's write end once ffmpeg reads it (after its first frame, which
+        may come late: a recording started while the show rests); None when ffmpeg
+        exits first."""
         while True:
             try:
                 fd = os.open(self._pipe, os.O_WRONLY | os.O_NONBLOCK)
             except OSError:  # ENXIO: no reader yet
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    self._fail("ffmpeg never opened the sound pipe; recording the picture only")
+                if self._proc.poll() is not None:
+                    self._fail("ffmpeg exited before it read the sound")
                     return None
                 time.sleep(0.01)
                 continue
@@ -438,7 +437,7 @@ class Recording:
     def _end(self) -> None:
         """Wait for the sound writer and ffmpeg, then log what was recorded."""
         for thread in self._threads[1:]:
-            thread.join()
+            thread.join(FINISH_TIMEOUT_S)
         try:
             code = self._proc.wait(FINISH_TIMEOUT_S)
         except subprocess.TimeoutExpired:
