@@ -166,6 +166,8 @@ def play_live(
         fade = Fade(OpeningHours(show.schedule, clock)) if show.schedule else None
         vitals = Vitals(player, stats)
         health = _health_server(show)
+        ndi_name = ndi or out.ndi
+        sender = NdiOutput(ndi_name, out.size_px, out.fps) if ndi_name else None
         player.start()
         start = time.perf_counter()
         sound = [s for s in player.inputs if isinstance(s, AudioInput)]
@@ -180,8 +182,6 @@ def play_live(
         )
         for source in sound:
             source.listen(recording.hear)
-        ndi_name = ndi or out.ndi
-        sender = NdiOutput(ndi_name, out.size_px, out.fps) if ndi_name else None
         deadline = start
         last_t = 0.0
         next_reload = next_hud = next_beat = next_health = 0.0
