@@ -71,6 +71,8 @@ QUEUE_BLOCKS = 128
 #: A start waits this long for the first sound block (its sample rate) before it
 #: records the picture alone.
 SOUND_WAIT_S = 2.0
+#: The encoder's niceness (0 is the show's; 19 the least CPU).
+ENCODER_NICE = 10
 #: How long the end of a show waits for ffmpeg to finish the file.
 FINISH_TIMEOUT_S = 30.0
 #: When no sound block arrives (a file that ended, a device gone), silence is written
@@ -256,6 +258,11 @@ class Recording:
         except OSError as exc:
             shutil.rmtree(self._temp, ignore_errors=True)
             raise OutputError(f"{path}: cannot start ffmpeg ({exc.strerror or exc})") from None
+        # The show first: an encoder short of CPU drops recorded frames (counted),
+        # it must not take the frame loop's core. Its threads start with the first
+        # frame, after this, and inherit the niceness.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, self._proc.pid, ENCODER_NICE)
         # Daemons: a process that ends without `finish` must not hang on them (the
         # file stays playable; the show's loop finishes it in its `finally`).
         self._threads = [
