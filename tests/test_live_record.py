@@ -157,8 +157,9 @@ def test_a_full_queue_drops_and_counts_and_never_waits(tmp_path):
     results = [rec.offer(frame, i / 30.0) for i in range(60)]
     offer_s = time.perf_counter() - begin
     rec.finish(2.0)
-    assert offer_s < 0.05, f"60 offers took {offer_s * 1000:.0f} ms"
+    # A put that waited for the encoder would drop nothing; loose bound for a busy CI.
     assert rec.dropped == results.count(False) and rec.dropped > 30
+    assert offer_s < 0.25, f"60 offers took {offer_s * 1000:.0f} ms"
     assert rec.offered == 60
     assert rec.join(30) and rec.error is None
     # Dropped frames leave slots the frames before them fill: the length is kept.
@@ -256,7 +257,9 @@ def test_when_the_sound_stops_the_picture_still_reaches_the_file(tmp_path):
     frames_so_far = decode_gray(path, size)  # the file as a kill would leave it
     rec.finish(2.5)
     assert rec.join(30) and rec.error is None
-    assert len(frames_so_far) >= 30, len(frames_so_far)
+    # Held back for the sound, the file would not even have its header yet (tried);
+    # about 50 are on a quiet machine.
+    assert len(frames_so_far) >= 15, len(frames_so_far)
     sound = decode_sound(path, 8000)
     # AAC pads the end to whole frames of 1024 samples.
     assert abs(len(sound) / 8000 - 2.5) < 1024 / 8000 and np.abs(sound).max() < 0.01
