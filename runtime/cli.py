@@ -19,6 +19,8 @@ examples:
   run_show.py shows/demo.toml                      play in a window (Esc or q quits,
                                                    h hides the HUD, f fullscreen)
   run_show.py shows/demo.toml --fullscreen --monitor 1
+  run_show.py shows/demo.toml --record set.mkv     play and record the output (and live
+                                                   sound); r or OSC /record 0|1 toggles
   run_show.py shows/demo.toml --headless --frames 300 --out demo.mp4
   run_show.py shows/demo.toml --headless --frames 30 --out frames/
   run_show.py shows/vj.toml --capture set.take    play and capture the performance
@@ -56,8 +58,12 @@ PLAY_KEYS = """\
 keys while playing: Esc or q quits, h hides the HUD, f toggles fullscreen
   1..9        recall scene N (a show with [scenes]; docs/PERFORMING.md)
   shift+1..9  save the current state into scene N;  s  save a new scene
-OSC: /scene/NAME (its fade), /scene/NAME/fade S, /scene/save NAME, and every
-target at /ls/TARGET VALUE (`run_show.py targets SHOW --osc` lists them)
+  r           start or stop recording the output (see --record)
+  c           end the take and start the next one (see --capture)
+  any other   a signal a mapping can use: key:NAME (key:space, key:shift+2)
+OSC: /scene/NAME (its fade), /scene/NAME/fade S, /scene/save NAME, /record 0|1,
+/record/toggle, and every target at /ls/TARGET VALUE (`run_show.py targets SHOW
+--osc` lists them); [osc_out] sends state back to a controller
 """
 
 
@@ -108,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
         "show's [inputs.audio] file; with --take: the captured sound)",
     )
     _take_options(play)
+    play.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="live: record the output (without the HUD) and the live sound into FILE "
+        "(.mkv, or .mp4/.mov fragmented; playable even if the show is killed) from the "
+        "first frame. Without it, the r key or OSC /record 1 (0 stops, /record/toggle "
+        "toggles) records into recordings/SHOW-DATE-TIME.mkv beside the show. A full "
+        "encoder queue drops frames and counts them on the HUD; the show never waits",
+    )
+    play.add_argument(
+        "--ndi",
+        metavar="NAME",
+        help="live: send the output as an NDI source named NAME (needs the [ndi] extra: "
+        "pip install -e '.[ndi]'); overrides the show's [output] ndi",
+    )
     _ray_options(play)
     play.set_defaults(func=cmd_play)
     _supervise_parser(sub)
@@ -488,6 +510,14 @@ def cmd_play(args: argparse.Namespace) -> int:
                 show.path,
             )
             distributed = False
+    if args.record is not None:
+        from runtime.render.live_record import check_record_path
+
+        if args.headless:
+            raise ShowError("--record records live play; --headless writes --out")
+        check_record_path(args.record)
+    if args.ndi is not None and args.headless:
+        raise ShowError("--ndi sends live play; --headless writes --out")
     if args.headless:
         if args.out is None:
             raise ShowError("--headless needs --out: a .mp4 file or a folder for PNGs")
@@ -515,6 +545,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         hud=not args.no_hud,
         capture=args.capture,
         capture_frames=args.capture_frames,
+        record=args.record,
+        ndi=args.ndi,
     )
     return 0
 

@@ -25,10 +25,13 @@ from runtime.capture import open_capture
 from runtime.generators.base import Params
 from runtime.generators.worker import FrameResult
 from runtime.health import HealthServer, Vitals
+from runtime.inputs.audio import AudioInput
 from runtime.notify import BEAT_S, Lifeline
 from runtime.player import Player
 from runtime.render.compositor import Compositor
 from runtime.render.headless import headless_context
+from runtime.render.live_record import LiveRecorder
+from runtime.render.ndi import NdiOutput
 from runtime.render.recorder import open_recorder
 from runtime.schedule import Clock, Fade, OpeningHours
 from runtime.show import Show
@@ -106,6 +109,8 @@ def play_live(
     clock: Clock = time.time,
     capture: Path | None = None,
     capture_frames: bool = False,
+    record: Path | None = None,
+    ndi: str | None = None,
 ) -> FrameStats:
     """Play a show in a window until the performer quits (Esc or q) or a stop signal
     (SIGTERM, SIGINT, SIGHUP) arrives; either way inputs are closed and the
@@ -125,6 +130,11 @@ def play_live(
         capture: capture the performance into this take from the first frame
             (runtime/capture.py); key c starts and stops takes either way.
         capture_frames: also keep a digest of every frame's pixels in the take.
+        record: record the output (and live sound) into this file from the first
+            frame (runtime/render/live_record.py); `key:r` and OSC `/record` start
+            and stop recordings either way.
+        ndi: send the frames as an NDI source of this name (overrides the show's
+            `[output] ndi`; runtime/render/ndi.py).
     Returns:
         The frame statistics (frames while closed and dark are not counted).
     Raises:
@@ -163,8 +173,22 @@ def play_live(
         fade = Fade(OpeningHours(show.schedule, clock)) if show.schedule else None
         vitals = Vitals(player, stats)
         health = _health_server(show)
+        ndi_name = ndi or out.ndi
+        sender = NdiOutput(ndi_name, out.size_px, out.fps) if ndi_name else None
         player.start()
         start = time.perf_counter()
+        sound = [s for s in player.inputs if isinstance(s, AudioInput)]
+        recording = LiveRecorder(
+            show_name=show.name,
+            folder=show.folder,
+            size_px=out.size_px,
+            fps=out.fps,
+            origin_s=start,
+            path=record,
+            sound=bool(sound),
+        )
+        for source in sound:
+            source.listen(recording.hear)
         deadline = start
         last_t = 0.0
         next_reload = next_hud = next_beat = next_health = 0.0
@@ -190,6 +214,9 @@ def play_live(
                     player.compositor.present(window.ctx.screen, window_px)
                     if level < 1.0:
                         shade.draw(player.compositor, level, window_px)
+                recording.update(player.snapshot.events, t_s)
+                if player.osc_out is not None:  # the controller's record button follows
+                    player.osc_out.update({"/ls/record": int(recording.active)})
                 if t_s >= next_reload:
                     next_reload = t_s + RELOAD_EVERY_S
                     player.reload_if_changed()
@@ -197,10 +224,21 @@ def play_live(
                     if t_s >= next_hud:
                         next_hud = t_s + HUD_EVERY_S
                         overlay.update(
-                            _hud_lines(player, stats, out.fps), player.problems(), window_px[0]
+                            [
+                                *_hud_lines(player, stats, out.fps),
+                                *recording.hud_lines(),
+                                *(sender.hud_lines() if sender else ()),
+                            ],
+                            player.problems(),
+                            window_px[0],
                         )
                     player.compositor.draw_overlay(overlay.texture, overlay.viewport(window_px))
                 window.swap()
+                if not resting and (recording.active or sender is not None):
+                    rgba = player.compositor.read_rgba(out.size_px)
+                    recording.frame(rgba, t_s)
+                    if sender is not None:
+                        sender.offer(rgba)
                 end = time.perf_counter()
                 if t_s >= next_beat:
                     # After the swap: the first beat means "first frame presented".
@@ -239,6 +277,12 @@ def play_live(
             if stop.requested:
                 log.info("stopping: %s", stop.reason)
             lifeline.stopping()
+            was_recording = recording.active
+            recording.close(time.perf_counter() - start)
+            if was_recording and player.osc_out is not None:
+                player.osc_out.send("/ls/record", 0)  # the show ends: so does the recording
+            if sender is not None:
+                sender.close()
             if health is not None:
                 health.close()
             player.stop()

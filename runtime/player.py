@@ -108,6 +108,7 @@ class Player:
             else None
         )
         self.osc_out = None if offline else build_osc_out(show.osc_out)
+        #: The bus as the last `map` saw it (its events: requests such as `key:r`).
         self.snapshot = Snapshot({}, ())
         self.compositor = Compositor(ctx, show.effects, show.output.canvas_px)
         self.clip = build_clip(show, self.bus, generator, offline=offline)

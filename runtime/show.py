@@ -6,7 +6,7 @@ mapping files and the shader passes.
                  device, and options of that kind (deck A)
     [deck.b]     a second generator, the same keys: two decks and a crossfader
                  (runtime/decks.py)
-    [output]     size, fps, fullscreen, monitor, vsync
+    [output]     size, fps, fullscreen, monitor, vsync, ndi
     [inputs.X]   one table per input (osc, midi, audio, clock, hands), read by its module
     mappings = ["../mappings/demo.toml"]    (top level, before any table)
     [[neural]]   kind ("dream", "style"), name, weights or model, and options of
@@ -156,6 +156,8 @@ class OutputConfig:
         fullscreen: open fullscreen on `monitor`.
         monitor: monitor index for fullscreen (`run_show.py devices` lists them).
         vsync: wait for the display's refresh on swap.
+        ndi: send the live frames as an NDI source of this name (runtime/render/ndi.py),
+            or None.
     """
 
     size_px: tuple[int, int] = (1280, 720)
@@ -164,6 +166,7 @@ class OutputConfig:
     fullscreen: bool = False
     monitor: int = 0
     vsync: bool = True
+    ndi: str | None = None
 
 
 @dataclass(frozen=True)
@@ -489,9 +492,14 @@ def _output(t: Table) -> OutputConfig:
         fullscreen=t.take("fullscreen", bool, False),
         monitor=t.take("monitor", int, 0, check=_non_negative),
         vsync=t.take("vsync", bool, True),
+        ndi=t.take("ndi", str, None, check=_source_name),
     )
     t.finish()
     return out
+
+
+def _source_name(value: str) -> str | None:
+    return None if value.strip() else 'expected a source name such as "latentstage"'
 
 
 def _schedule(t: Table) -> ScheduleConfig:

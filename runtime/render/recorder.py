@@ -1,5 +1,6 @@
 """Write rendered frames: an mp4 (h264 through imageio-ffmpeg's own ffmpeg) or a
-folder of numbered PNGs."""
+folder of numbered PNGs. `ffmpeg_exe` is that ffmpeg for other writers (the live
+recording, runtime/render/live_record.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ from PIL import Image
 from runtime.errors import OutputError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary every writer uses: imageio-ffmpeg's own (h264 and AAC inside),
+    else one named by IMAGEIO_FFMPEG_EXE or on PATH.
+
+    Raises:
+        OutputError: there is none.
+    Thread: any.
+    """
+    import imageio_ffmpeg
+
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        raise OutputError(f"no ffmpeg to write video with ({exc})") from None
 
 
 class Recorder(Protocol):
