@@ -43,8 +43,9 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 extra="[hands,link]"
-# --dev adds Ray too, so the tests of distributed renders run (docs/RENDERING.md).
-[ "$dev" = 1 ] && extra="[dev,hands,link,distributed]"
+# --dev adds Ray and cyndilib too, so the tests of distributed renders and of NDI
+# output run (docs/RENDERING.md, docs/PERFORMING.md).
+[ "$dev" = 1 ] && extra="[dev,hands,link,distributed,ndi]"
 # One torch for everything (pyproject pins torch 2.14.1 + torchvision 0.29.1): on
 # Linux this is the CUDA build, which also runs on machines without a GPU.
 .venv/bin/python -m pip install -q -e ".$extra"
