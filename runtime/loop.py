@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -426,6 +426,38 @@ def composite(
     return player.compositor.read(player.show.output.size_px)
 
 
+def pipelined(
+    player: Player, clocks: Sequence[tuple[int, float, float]], stop: StopFlag
+) -> Iterator[tuple[int, dict[str, float], np.ndarray]]:
+    """The offline pipeline: frame n is mapped and posted to the generator before
+    frame n - 1 is composited and read back, so the passes and the encoder overlap
+    the model. Every offline render (a show, a take) runs through it.
+
+    Args:
+        player: the show's player, started.
+        clocks: each frame's (index, t_s, dt_s), in order.
+        stop: ends the pipeline early (before the next frame) when requested.
+    Yields:
+        (position in `clocks`, the frame's values, its (H, W, 3) uint8 image at the
+        show's output size), in order.
+    Thread: main.
+    """
+    pending: tuple[int, dict[str, float]] | None = None
+    for n in range(len(clocks) + 1):
+        if stop.requested:
+            return
+        if n < len(clocks):
+            frame, t_s, dt_s = clocks[n]
+            values = player.map(frame, t_s, dt_s)
+            player.submit(Params(frame, t_s, values), drop=False)
+        if pending is not None:
+            done, done_values = pending
+            frame, t_s, _ = clocks[done]
+            image = composite(player, player.wait_for(frame), done_values, t_s)
+            yield done, done_values, image
+        pending = (n, values) if n < len(clocks) else None
+
+
 def _render(
     show: Show,
     *,
@@ -448,28 +480,21 @@ def _render(
     player.start()
     bar = tqdm(total=frames, unit="frame", desc=f"render {show.name}", disable=not progress)
     try:
-        pending: dict[str, float] | None = None
-        for frame in range(frames + 1):
-            if stop.requested:
-                log.warning(
-                    "render stopped by %s after %d of %d frames; %s keeps them",
-                    stop.reason,
-                    stats.frames,
-                    frames,
-                    out,
-                )
-                break
+        clocks = [(frame, frame * dt_s, dt_s) for frame in range(frames)]
+        begin = time.perf_counter()
+        for _, _, image in pipelined(player, clocks, stop):
+            recorder.write(image)
+            stats.record((time.perf_counter() - begin) * 1000.0, False)
+            bar.update(1)
             begin = time.perf_counter()
-            if frame < frames:
-                values = player.map(frame, frame * dt_s, dt_s)
-                player.submit(Params(frame, frame * dt_s, values), drop=False)
-            if pending is not None:
-                done = frame - 1
-                result = player.wait_for(done)
-                recorder.write(composite(player, result, pending, done * dt_s))
-                stats.record((time.perf_counter() - begin) * 1000.0, False)
-                bar.update(1)
-            pending = values if frame < frames else None
+        if stop.requested:
+            log.warning(
+                "render stopped by %s after %d of %d frames; %s keeps them",
+                stop.reason,
+                stats.frames,
+                frames,
+                out,
+            )
     finally:
         bar.close()
         recorder.close()

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import ConfigError
-from runtime.generators.base import Params
-from runtime.loop import FrameStats, composite
+from runtime.loop import FrameStats, pipelined
 from runtime.player import Player
 from runtime.render.headless import headless_context
 from runtime.render.recorder import VIDEO_SUFFIXES, open_recorder
@@ -215,42 +214,31 @@ def _render(
         total=len(take.frames), unit="frame", desc=f"take {take.path.name}", disable=not progress
     )
     try:
-        # As render_offline does: the generator works on frame n while the passes
-        # and the encoder handle frame n - 1.
         frames = take.frames
-        pending: tuple[int, dict[str, float]] | None = None
-        for n in range(len(frames) + 1):
-            if stop.requested:
-                log.warning(
-                    "render stopped by %s after %d of %d frames; %s keeps them",
-                    stop.reason,
-                    report.frames,
-                    len(frames),
-                    out,
-                )
-                break
+        clocks = [(record.frame, record.t_s, record.dt_s) for record in frames]
+        begin = time.perf_counter()
+        for done, values, image in pipelined(player, clocks, stop):
+            record = frames[done]
+            _check(report, record, values, image, check_pixels)
+            repeats = 1
+            if video:
+                after = frames[done + 1].t_s if done + 1 < len(frames) else None
+                repeats = _slots(after, t0, fps, record.t_s) - _slots(record.t_s, t0, fps)
+            for _ in range(repeats):
+                recorder.write(image)
+            report.written += repeats
+            report.frames += 1
+            stats.record((time.perf_counter() - begin) * 1000.0, False)
+            bar.update(1)
             begin = time.perf_counter()
-            if n < len(frames):
-                record = frames[n]
-                values = player.map(record.frame, record.t_s, record.dt_s)
-                player.submit(Params(record.frame, record.t_s, values), drop=False)
-            if pending is not None:
-                done, done_values = pending
-                record = frames[done]
-                result = player.wait_for(record.frame)
-                image = composite(player, result, done_values, record.t_s)
-                _check(report, record, done_values, image, check_pixels)
-                repeats = 1
-                if video:
-                    after = frames[done + 1].t_s if done + 1 < len(frames) else None
-                    repeats = _slots(after, t0, fps, record.t_s) - _slots(record.t_s, t0, fps)
-                for _ in range(repeats):
-                    recorder.write(image)
-                report.written += repeats
-                report.frames += 1
-                stats.record((time.perf_counter() - begin) * 1000.0, False)
-                bar.update(1)
-            pending = (n, values) if n < len(frames) else None
+        if stop.requested:
+            log.warning(
+                "render stopped by %s after %d of %d frames; %s keeps them",
+                stop.reason,
+                report.frames,
+                len(frames),
+                out,
+            )
     finally:
         bar.close()
         recorder.close()
