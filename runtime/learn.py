@@ -25,9 +25,7 @@ its generator's controls and its passes' uniforms, with their ranges.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterable
@@ -38,6 +36,7 @@ import tomlkit
 
 from runtime.config import Table, suggest
 from runtime.errors import InputError, MappingError, ShowError
+from runtime.files import replace_file
 from runtime.inputs import midi
 from runtime.show import Show, load_show
 from runtime.signals import Event, SignalBus
@@ -203,28 +202,6 @@ def write_entry(path: Path, source: str, info: TargetInfo) -> str:
         raise MappingError(f"{path}: the entry would not parse ({exc}); nothing written") from None
     replace_file(path, new_text)
     return "added"
-
-
-def replace_file(path: Path, text: str) -> None:
-    """Write a text file all at once (a temporary file renamed over it), so a hot
-    reload never reads half a file.
-
-    Args:
-        path: the file (its folder is created when absent).
-        text: the whole new content.
-    Raises:
-        OSError: it cannot be written (the old file stays as it was).
-    Thread: any.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _midi_input(show: Show, bus: SignalBus, backend: midi.PortBackend | None) -> midi.MidiInput:

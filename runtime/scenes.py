@@ -50,6 +50,7 @@ from typing import Any
 
 from runtime.config import Table, load_toml, suggest
 from runtime.errors import ConfigError, MappingError
+from runtime.files import replace_file
 from runtime.mapping import MappingEngine, Target
 from runtime.signals import Snapshot
 
@@ -632,8 +633,6 @@ def write_scene(path: Path, name: str, values: Mapping[str, float]) -> None:
     Thread: any (the scene writer's).
     """
     import tomlkit
-
-    from runtime.learn import replace_file
 
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     try:

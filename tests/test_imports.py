@@ -77,9 +77,19 @@ RULES = [
 ]
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, *, for_annotations: bool = True) -> set[str]:
+    """The modules a file imports, anywhere in it; without `for_annotations`, leaving
+    out those under `if TYPE_CHECKING:` (for annotations only, never run)."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    if not for_annotations:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -98,3 +108,35 @@ def test_imports_point_one_way():
                 if any(name == f or name.startswith(f + ".") for f in forbidden):
                     problems.append(f"{path.relative_to(PROJECT_ROOT)} imports {name}")
     assert problems == []
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_two_modules_import_each_other():
+    """No import cycles, whether at the top or inside a function (imports for
+    annotations only aside): each module depends on the ones below it (audio.py and
+    audio_offline.py once imported each other)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {m for m in imports_of(path, for_annotations=False) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    cycles = []
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycles.append(" -> ".join([*trail[trail.index(name) :], name]))
+            return
+        if name in done:
+            return
+        for other in sorted(graph[name]):
+            visit(other, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    assert cycles == []

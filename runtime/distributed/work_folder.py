@@ -16,6 +16,7 @@ import numpy as np
 
 from runtime.distributed.shipping import Shipment, code_digest, sha256_file
 from runtime.errors import DistributedError
+from runtime.files import replace_file
 from runtime.generators.worker import FrameResult
 from runtime.neural.chain import ChainState
 from runtime.show import Show
@@ -128,7 +129,7 @@ class WorkFolder:
         if resume:
             log.info("--resume: %s does not exist, rendering from the start", work.path)
         work.frames_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(manifest, json.dumps(expect, indent=1).encode())
+        replace_file(manifest, json.dumps(expect, indent=1).encode())
         return work
 
     def finished(self) -> set[int]:
@@ -139,9 +140,9 @@ class WorkFolder:
         """Keep a generated frame (or the generator's error on it). Thread: main."""
         stem = self.frames_dir / f"{result.frame:06d}"
         if result.image is None:
-            _write_atomic(stem.with_suffix(".err"), (result.error or "").encode())
+            replace_file(stem.with_suffix(".err"), (result.error or "").encode())
         else:
-            _write_atomic(stem.with_suffix(".npy"), _npy_bytes(result.image))
+            replace_file(stem.with_suffix(".npy"), _npy_bytes(result.image))
 
     def load(self, frame: int) -> FrameResult:
         """A frame from disk as the generator gave it. Thread: main."""
@@ -160,7 +161,7 @@ class WorkFolder:
             arrays["previous"] = state.previous
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        _write_atomic(self.path / "state.npz", buffer.getvalue())
+        replace_file(self.path / "state.npz", buffer.getvalue())
 
     def load_state(self) -> tuple[int, ChainState]:
         """A lane's last kept state: (the frame it follows, the state); (-1, empty)
@@ -181,9 +182,3 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    partial.replace(path)

@@ -18,9 +18,8 @@ The path from controls to latents, in order:
 
 from __future__ import annotations
 
-import contextlib
+import io
 import logging
-import os
 import re
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from runtime.errors import ConfigError, GeneratorError
+from runtime.files import replace_file
 from runtime.generators.base import Control
 from runtime.generators.latent import catmull_rom, loop_coordinate, slerp, walk_controls
 
@@ -221,15 +221,11 @@ class PresetStore:
             raise GeneratorError(f"preset '{name}': shape {tuple(ws.shape)}, expected {self.shape}")
         array = ws.detach().cpu().float().numpy().copy()
         entries = {**self._all, name: array}
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        buffer = io.BytesIO()
+        np.savez(buffer, **entries)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                np.savez(f, **entries)
-            os.replace(tmp, self.path)
+            replace_file(self.path, buffer.getvalue())
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise GeneratorError(f"{self.path}: cannot write presets ({exc.strerror})") from None
         self._all = entries
         self.presets[name] = torch.from_numpy(array)

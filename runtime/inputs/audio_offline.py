@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import InputError
-from runtime.inputs.audio import MAX_SAMPLE, AudioConfig
+from runtime.inputs.audio_config import MAX_SAMPLE, AudioConfig
 from runtime.inputs.audio_features import (
     BANDS_HZ,
     LEVELS,
