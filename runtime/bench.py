@@ -1,8 +1,8 @@
 """`run_show.py bench`: measured side by side in one run, so the ratios hold on any
 machine: the frame loop's own cost (its Python: bus, mapping with 10 and 100 entries,
 issuing the passes, the HUD) apart from GL's (the wait for the GPU, each pass timed
-alone), the default generator's ms/frame at 256 and 512 px, headless end-to-end fps,
-and OSC event-to-bus latency."""
+alone), the default generator's ms/frame at 256 and 512 px in torch and in GLSL,
+headless end-to-end fps, and OSC event-to-bus latency."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from runtime.mapping import MappingEngine
 from runtime.neural import build_stages
 from runtime.player import show_targets
 from runtime.render.compositor import Compositor
+from runtime.render.gl_generator import GLGenerator
 from runtime.render.headless import headless_context
 from runtime.render.hud import Hud
 from runtime.show import load_show
@@ -55,7 +56,7 @@ def run_bench(show_path: Path, *, frames: int = 120) -> Iterator[str]:
         f"torch {torch.__version__} on {device}; {torch.get_num_threads()} CPU threads"
     )
     yield from _loop_cost(show, ctx, frames)
-    yield from _generator_speed(show.generator.seed, device, max(frames // 4, 8))
+    yield from _generator_speed(show.generator.seed, device, ctx, max(frames // 4, 8))
     yield from _end_to_end(show, max(frames // 2, 10))
     yield from _osc_latency()
     ctx.release()
@@ -203,22 +204,42 @@ def _mapping_file(folder: Path, targets: dict, entries: int) -> Path:
     return path
 
 
-def _generator_speed(seed: int, device: torch.device, frames: int) -> Iterator[str]:
-    results = {}
+def _generator_speed(
+    seed: int, device: torch.device, ctx: moderngl.Context, frames: int
+) -> Iterator[str]:
+    """The cppn's frame time in torch (render and wait) and drawn in GLSL (uniforms,
+    draw and glFinish), frame for frame at 256 and 512 px."""
+    torch_ms, gl_ms = {}, {}
     for size in (256, 512):
         generator = CppnGenerator(seed=seed, size_px=(size, size), device=device)
+        drawn = GLGenerator(ctx, generator.gl_program())
+
+        def params() -> Params:
+            return Params(0, 0.0, {"latent.phase": time.perf_counter() % 6})
 
         def step(g=generator) -> None:
             with torch.no_grad():
-                g.render(Params(0, 0.0, {"latent.phase": time.perf_counter() % 6}))
+                g.render(params())
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        results[size] = _median_ms(step, frames)
+        def draw(g=generator, drawn=drawn) -> None:
+            drawn.render(g.gl_uniforms(params()))
+            ctx.finish()
+
+        draw()  # the first draw compiles the seed's weights into the shader
+        torch_ms[size] = _median_ms(step, frames)
+        gl_ms[size] = _median_ms(draw, frames)
+        drawn.release()
     yield (
-        f"generator cppn on {device}: 256 px {results[256]:.1f} ms/frame "
-        f"({1000 / results[256]:.1f} fps); 512 px {results[512]:.1f} ms/frame "
-        f"({1000 / results[512]:.1f} fps); ratio 512/256 {results[512] / results[256]:.1f}x"
+        f"generator cppn on {device}: 256 px {torch_ms[256]:.1f} ms/frame "
+        f"({1000 / torch_ms[256]:.1f} fps); 512 px {torch_ms[512]:.1f} ms/frame "
+        f"({1000 / torch_ms[512]:.1f} fps); ratio 512/256 {torch_ms[512] / torch_ms[256]:.1f}x"
+    )
+    yield (
+        f"generator cppn in GL: 256 px {gl_ms[256]:.1f} ms/frame ({1000 / gl_ms[256]:.1f} fps, "
+        f"{torch_ms[256] / gl_ms[256]:.1f}x torch); 512 px {gl_ms[512]:.1f} ms/frame "
+        f"({1000 / gl_ms[512]:.1f} fps, {torch_ms[512] / gl_ms[512]:.1f}x torch)"
     )
 
 

@@ -44,7 +44,7 @@ class _Pass:
         self.stamp = _stamp(effect.shader_path)
         self.error: str | None = None
         # A pass that reads its own last output (u_prev) ping-pongs two targets.
-        count = 2 if "u_prev" in self.program else 1
+        count = 2 if self.program.get("u_prev", None) is not None else 1
         self.textures = [_texture(ctx, size_px, 4, dtype) for _ in range(count)]
         self.fbos = [ctx.framebuffer(color_attachments=[t]) for t in self.textures]
         for fbo in self.fbos:
@@ -86,13 +86,15 @@ class _Pass:
         _set(prog, "u_resolution", size_px)
         for name, unit in (("input", _UNIT_INPUT), ("source", _UNIT_SOURCE)):
             texture, texture_px = inputs[name]
-            if f"u_{name}" in prog:
+            sampler = prog.get(f"u_{name}", None)
+            if sampler is not None:
                 texture.use(unit)
-                prog[f"u_{name}"].value = unit
+                sampler.value = unit
             _set(prog, f"u_{name}_resolution", texture_px)
-        if "u_prev" in prog:
+        sampler = prog.get("u_prev", None)
+        if sampler is not None:
             previous.use(_UNIT_PREV)
-            prog["u_prev"].value = _UNIT_PREV
+            sampler.value = _UNIT_PREV
         prefix = f"shader.{self.effect.name}."
         for u in self.uniforms:
             value = values.get(prefix + u.name, u.default)
@@ -440,8 +442,11 @@ def _texture(
 
 
 def _set(prog: moderngl.Program, name: str, value) -> None:
-    if name in prog:
-        prog[name].value = value
+    # `get`, not `in`: moderngl's Program has no __contains__, and `in` walks every
+    # member (a few hundred steps a frame across the passes).
+    member = prog.get(name, None)
+    if member is not None:
+        member.value = value
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -150,13 +150,15 @@ class GLGenerator:
 
     def _bind(self, block: str, buffer: moderngl.Buffer, binding: int) -> None:
         # A table the shader does not read is optimised out with its block.
-        if block in self.program:
-            self.program[block].binding = binding
+        member = self.program.get(block, None)
+        if member is not None:
+            member.binding = binding
             buffer.bind_to_uniform_block(binding)
 
     def _set(self, name: str, value) -> None:
-        if name in self.program:
-            self.program[name].value = value
+        member = self.program.get(name, None)  # `in` walks every member (no __contains__)
+        if member is not None:
+            member.value = value
 
 
 def _choose(ctx: moderngl.Context, program: GLProgram, static: np.ndarray, storage: str) -> str:
