@@ -137,6 +137,13 @@ def list_signals(path: Path) -> list[str]:
         describe = getattr(module, "SIGNALS", ())
         rows += list(describe) or [(f"{kind}:...", "see docs/INPUTS.md")]
     rows += clip_signals(show.clip)
+    rows.append(
+        (
+            "key:NAME",
+            "a key on the show's window, 1 while held: key:space, key:shift+2 (Esc, q, h, f "
+            "are the window's; r, c, 1..9, s also record, capture, recall and save)",
+        )
+    )
     used = sorted({s for spec in mappings.maps for s in spec.sources})
     known = {name for name, _ in rows}
     rows += [(name, "used by a mapping") for name in used if name not in known]

@@ -363,3 +363,26 @@ def test_bus_snapshot_hands_events_out_once():
     assert first.values == {"osc:/a": 0.0}
     assert first.events_for("osc:/a") == [1.0, 0.0]
     assert bus.snapshot().events == ()
+
+
+def test_a_key_is_a_source_like_a_pad(tmp_path):
+    e = engine(
+        tmp_path,
+        '[[map]]\nsource = "key:space"\ntarget = "hop"\ntrigger = 0.5\n'
+        '[[map]]\nsource = "key:shift+2"\ntarget = "a"\nout = [1, 5]\n',
+    )
+    bus = SignalBus()
+    bus.set("key:space", 1.0)  # pressed and released between two frames: one hop
+    bus.set("key:space", 0.0)
+    bus.set("key:shift+2", 1.0)  # held
+    e.evaluate(bus.snapshot(), 0.0, 1 / 30)
+    values = e.evaluate(bus.snapshot(), 1.0, 1.0)
+    assert values["phase"] == pytest.approx(1.0, abs=0.05)  # the hop glided to 1
+    assert values["a"] == pytest.approx(5.0)
+
+
+def test_signals_lists_keys(tmp_path):
+    from runtime.check import list_signals
+
+    (tmp_path / "show.toml").write_text('[generator]\nkind = "cppn"\nsize = [16, 16]\n')
+    assert any(row.startswith("key:NAME") for row in list_signals(tmp_path / "show.toml"))
