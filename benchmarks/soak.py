@@ -11,7 +11,10 @@ DISPLAY) at full rate while, at once:
 - the mapping file is rewritten every 2 s, every third version broken;
 - a pass's shader file is rewritten every 3 s, every other version broken;
 - the generator fails on purpose: an exception every 97th frame, a NaN frame every
-  89th, a 0.3 s stall every 53rd.
+  89th, a 0.3 s stall every 53rd;
+- what a performer's set adds every frame: scene recalls with crossfades and `/ls/`
+  target messages (some to targets that do not exist) in the storm, OSC out to a
+  controller socket, the whole show captured into a take and recorded to a video.
 
 Every `--sample-s` seconds it samples resident memory, open file descriptors,
 threads, live GL objects (moderngl objects not released) and GL objects dropped
@@ -106,6 +109,18 @@ fps = 30
 vsync = false
 [inputs.osc]
 port = {port}
+[osc_out]
+host = "127.0.0.1"
+port = {controller}
+[scenes]
+fade_s = 1.5
+[scenes.calm]
+"gen.warp" = 0.1
+"shader.kaleido.segments" = 4
+[scenes.storm]
+"gen.warp" = 1.5
+"shader.kaleido.segments" = 12
+"latent.phase" = 3.0
 [[effects]]
 shader = "fit"
 [[effects]]
@@ -154,6 +169,15 @@ def packets(rng: random.Random):
         elif kind == 8:
             message = osc("/fader/1", "ff", f(0.5), f(0.25))
             yield message[: rng.randrange(1, len(message))]
+        elif kind == 9 and rng.random() < 0.5:
+            yield rng.choice(
+                (
+                    osc(f"/scene/{rng.choice(('calm', 'storm', 'gone'))}", ""),
+                    osc("/ls/gen.zoom", "f", f(rng.uniform(0.0, 10.0))),
+                    osc("/ls/shader.kaleido.segments", "f", f(rng.uniform(1, 24))),
+                    osc("/ls/no.such.target", "f", f(1.0)),
+                )
+            )
         else:
             text = "".join(rng.choice("abc ") for _ in range(rng.randrange(0, 300)))
             yield osc("/prompt", "s", text.encode() + b"\0" * (4 - len(text.encode()) % 4))
@@ -197,6 +221,33 @@ class Storm(threading.Thread):
                 self.edits += 1
             self.stop.wait(0.01)
         out.close()
+
+
+class Controller(threading.Thread):
+    """A controller listening for the show's OSC out: counts what arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(name="soak-controller", daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+            self.received += 1
+
+    def close(self) -> None:
+        self.sock.close()
+        self.join()
 
 
 class Sampler(threading.Thread):
@@ -336,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         (folder / "soak_mapping.toml").write_text(MAPPINGS[0])
         shutil.copy(PROJECT_ROOT / "shaders" / "grade.glsl", folder / "grade.glsl")
-        (folder / "soak.toml").write_text(SHOW.replace("{port}", str(port)))
+        controller = Controller()
+        show_text = SHOW.replace("{port}", str(port))
+        (folder / "soak.toml").write_text(show_text.replace("{controller}", str(controller.port)))
         show = load_show(folder / "soak.toml")
         threads_before = threading.active_count()
         storm = Storm(folder, port, args.rate)
@@ -346,12 +399,20 @@ def main(argv: list[str] | None = None) -> int:
         storm.start()
         sampler.start()
         try:
-            stats = play_live(show, duration_s=args.seconds)
+            stats = play_live(
+                show,
+                duration_s=args.seconds,
+                capture=folder / "soak.take",
+                record=folder / "soak.mkv",
+            )
         finally:
             storm.stop.set()
             sampler.stop.set()
             storm.join()
             sampler.join()
+            controller.close()
+        take_mb = sum(p.stat().st_size for p in (folder / "soak.take").iterdir()) / 2**20
+        video_mb = (folder / "soak.mkv").stat().st_size / 2**20
         threads_after = threading.active_count()
     if xvfb is not None:
         xvfb.terminate()
@@ -368,13 +429,18 @@ def main(argv: list[str] | None = None) -> int:
         "file_edits": storm.edits,
         "injected": {"raised": chaos.raised, "nan_frames": chaos.nans, "stalls": chaos.stalls},
         "threads_before_after": [threads_before, threads_after],
+        "controller_received": controller.received,
+        "take_mb": take_mb,
+        "video_mb": video_mb,
         "metrics": {},
     }
     print(
         f"soak {args.seconds:.0f} s: {stats.frames} frames, p50 {results['p50_ms']:.1f} ms, "
         f"p99 {results['p99_ms']:.1f} ms, late {stats.late}; {storm.sent} OSC packets, "
         f"{storm.edits} file edits, injected {chaos.raised} exceptions, {chaos.nans} NaN "
-        f"frames, {chaos.stalls} stalls; threads {threads_before} before, {threads_after} after"
+        f"frames, {chaos.stalls} stalls; threads {threads_before} before, {threads_after} after;"
+        f" the controller heard {controller.received} messages; take {take_mb:.1f} MB, video"
+        f" {video_mb:.1f} MB"
     )
     header = f"{'metric':12} {'first':>10} {'last':>10} {'growth/hour':>12} {'% /hour':>8}"
     print(header)

@@ -1,6 +1,7 @@
 """A minute of the live loop under a storm (benchmarks/soak.py): valid and invalid OSC
 over real UDP, mapping and shader edits (half of them broken), generator exceptions,
-NaN frames and stalls. The show keeps rendering, prints no traceback, and leaks no
+NaN frames and stalls, scene recalls and `/ls/` messages, with OSC out, a capture and a
+recording running. The show keeps rendering, prints no traceback, and leaks no
 file descriptors, threads or GL objects; memory stays flat."""
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def test_a_minute_under_a_storm_leaks_nothing(tmp_path, display):  # noqa: F811
     assert result["frames"] > 600  # 30 fps for a minute, minus a loaded machine
     assert min(result["injected"].values()) > 0  # every kind of fault happened
     assert result["osc_sent"] > 10_000 and result["file_edits"] > 20
+    # The performer's paths ran too: a controller heard scene recalls and the clock,
+    # the take and the recording grew.
+    assert result["controller_received"] > 50
+    assert result["take_mb"] > 0.1 and result["video_mb"] > 0.1
     metrics = result["metrics"]
     assert metrics["fds"]["last"] <= metrics["fds"]["first"]
     assert metrics["threads"]["last"] <= metrics["threads"]["first"]
