@@ -186,9 +186,10 @@ def packets(rng: random.Random):
 class Storm(threading.Thread):
     """Sends OSC and rewrites the mapping and the shader while the show plays."""
 
-    def __init__(self, folder: Path, port: int, rate_hz: float) -> None:
+    def __init__(self, folder: Path, port: int, rate_hz: float, edits_after_s: float) -> None:
         super().__init__(name="soak-storm", daemon=True)
         self.folder, self.port, self.rate_hz = folder, port, rate_hz
+        self.edits_after_s = edits_after_s
         self.stop = threading.Event()
         self.sent = 0
         self.edits = 0
@@ -199,7 +200,7 @@ class Storm(threading.Thread):
         shader = (PROJECT_ROOT / "shaders" / "grade.glsl").read_text()
         # The first edits wait for the show to be up: a broken shader at start is a
         # show that does not start, not a live edit.
-        next_mapping = next_shader = time.monotonic() + 5.0
+        next_mapping = next_shader = time.monotonic() + self.edits_after_s
         versions = itertools.count()
         stream = packets(rng)
         burst = max(1, int(self.rate_hz / 100))
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         (folder / "soak.toml").write_text(show_text.replace("{controller}", str(controller.port)))
         show = load_show(folder / "soak.toml")
         threads_before = threading.active_count()
-        storm = Storm(folder, port, args.rate)
+        storm = Storm(folder, port, args.rate, 30.0 if args.tracemalloc else 5.0)
         if args.tracemalloc:
             tracemalloc.start(12)
         sampler = Sampler(args.sample_s, contexts, args.warmup_s if args.tracemalloc else None)
