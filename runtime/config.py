@@ -85,6 +85,18 @@ def suggest(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def in_range(lo: float, hi: float) -> Callable[[Any], str | None]:
+    """A `Table.take` check: the value lies in lo..hi (both included).
+
+    Thread: any.
+    """
+
+    def check(value: Any) -> str | None:
+        return None if lo <= value <= hi else f"expected {lo}..{hi}, got {value!r}"
+
+    return check
+
+
 class Table:
     """One TOML table read strictly: each key is taken once, leftovers are errors.
 

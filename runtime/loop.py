@@ -14,6 +14,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -426,6 +427,26 @@ def composite(
     return player.compositor.read(player.show.output.size_px)
 
 
+@contextmanager
+def offline_player(show: Show) -> Iterator[Player]:
+    """A started Player on a headless GL context, for an offline render (a show, a
+    take, a distributed render's driver); stopped and released however it ends.
+
+    Raises:
+        OutputError: no EGL.
+    Thread: main.
+    """
+    ctx = headless_context()
+    player = Player(show, ctx, offline=True)
+    try:
+        player.start()
+        yield player
+    finally:
+        player.stop()
+        player.compositor.release()
+        ctx.release()
+
+
 def pipelined(
     player: Player, clocks: Sequence[tuple[int, float, float]], stop: StopFlag
 ) -> Iterator[tuple[int, dict[str, float], np.ndarray]]:
@@ -470,37 +491,32 @@ def _render(
     """render_offline's work, stopping early when `stop` is set. Thread: main."""
     from tqdm import tqdm
 
-    ctx = headless_context()
-    player = Player(show, ctx, offline=True)
-    fps = show.output.fps
-    dt_s = 1.0 / fps
-    frames, audio = render_length(player, frames, audio)
-    recorder = open_recorder(out, show.output.size_px, fps, audio)
-    stats = FrameStats(budget_ms=dt_s * 1000.0)
-    player.start()
-    bar = tqdm(total=frames, unit="frame", desc=f"render {show.name}", disable=not progress)
-    try:
-        clocks = [(frame, frame * dt_s, dt_s) for frame in range(frames)]
-        begin = time.perf_counter()
-        for _, _, image in pipelined(player, clocks, stop):
-            recorder.write(image)
-            stats.record((time.perf_counter() - begin) * 1000.0, False)
-            bar.update(1)
+    with offline_player(show) as player:
+        fps = show.output.fps
+        dt_s = 1.0 / fps
+        frames, audio = render_length(player, frames, audio)
+        recorder = open_recorder(out, show.output.size_px, fps, audio)
+        stats = FrameStats(budget_ms=dt_s * 1000.0)
+        bar = tqdm(total=frames, unit="frame", desc=f"render {show.name}", disable=not progress)
+        try:
+            clocks = [(frame, frame * dt_s, dt_s) for frame in range(frames)]
             begin = time.perf_counter()
-        if stop.requested:
-            log.warning(
-                "render stopped by %s after %d of %d frames; %s keeps them",
-                stop.reason,
-                stats.frames,
-                frames,
-                out,
-            )
-    finally:
-        bar.close()
-        recorder.close()
-        player.stop()
-        player.compositor.release()
-        ctx.release()
+            for _, _, image in pipelined(player, clocks, stop):
+                recorder.write(image)
+                stats.record((time.perf_counter() - begin) * 1000.0, False)
+                bar.update(1)
+                begin = time.perf_counter()
+            if stop.requested:
+                log.warning(
+                    "render stopped by %s after %d of %d frames; %s keeps them",
+                    stop.reason,
+                    stats.frames,
+                    frames,
+                    out,
+                )
+        finally:
+            bar.close()
+            recorder.close()
     for problem in player.problems():
         log.warning("%s", problem)
     log.info(

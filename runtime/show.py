@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import PROJECT_ROOT
-from runtime.config import Table, load_toml, suggest
+from runtime.config import Table, in_range, load_toml, suggest
 from runtime.errors import ConfigError
 from runtime.osc_out import OscOutConfig, read_osc_out
 from runtime.scenes import ScenesConfig, read_scenes
@@ -617,13 +617,6 @@ def _one_of(options: tuple[str, ...]):
         if value in options:
             return None
         return f"expected one of {', '.join(options)}; got {value!r}{suggest(value, options)}"
-
-    return check
-
-
-def in_range(lo: float, hi: float):
-    def check(value: Any) -> str | None:
-        return None if lo <= value <= hi else f"expected {lo}..{hi}, got {value!r}"
 
     return check
 

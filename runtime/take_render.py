@@ -33,9 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import ConfigError
-from runtime.loop import FrameStats, pipelined
-from runtime.player import Player
-from runtime.render.headless import headless_context
+from runtime.loop import FrameStats, offline_player, pipelined
 from runtime.render.recorder import VIDEO_SUFFIXES, open_recorder
 from runtime.show import Show
 from runtime.shutdown import StopFlag
@@ -200,51 +198,49 @@ def _render(
     # Live inputs are not opened: the take is the only thing writing to the bus.
     show = replace(show, inputs={})
     check_pixels = _pixels_comparable(show, take)
-    ctx = headless_context()
-    player = Player(show, ctx, offline=True)
-    player.feeds.append(TakeFeed(take.frames))
-    fps = show.output.fps
-    video = out.suffix.lower() in VIDEO_SUFFIXES
-    recorder = open_recorder(out, show.output.size_px, fps, soundtrack if video else None)
-    stats = FrameStats(budget_ms=1000.0 / fps)
-    report = TakeReport(gaps=_gaps(take.frames))
-    t0 = take.frames[0].t_s
-    player.start()
-    bar = tqdm(
-        total=len(take.frames), unit="frame", desc=f"take {take.path.name}", disable=not progress
-    )
-    try:
-        frames = take.frames
-        clocks = [(record.frame, record.t_s, record.dt_s) for record in frames]
-        begin = time.perf_counter()
-        for done, values, image in pipelined(player, clocks, stop):
-            record = frames[done]
-            _check(report, record, values, image, check_pixels)
-            repeats = 1
-            if video:
-                after = frames[done + 1].t_s if done + 1 < len(frames) else None
-                repeats = _slots(after, t0, fps, record.t_s) - _slots(record.t_s, t0, fps)
-            for _ in range(repeats):
-                recorder.write(image)
-            report.written += repeats
-            report.frames += 1
-            stats.record((time.perf_counter() - begin) * 1000.0, False)
-            bar.update(1)
+    with offline_player(show) as player:
+        player.feeds.append(TakeFeed(take.frames))
+        fps = show.output.fps
+        video = out.suffix.lower() in VIDEO_SUFFIXES
+        recorder = open_recorder(out, show.output.size_px, fps, soundtrack if video else None)
+        stats = FrameStats(budget_ms=1000.0 / fps)
+        report = TakeReport(gaps=_gaps(take.frames))
+        t0 = take.frames[0].t_s
+        bar = tqdm(
+            total=len(take.frames),
+            unit="frame",
+            desc=f"take {take.path.name}",
+            disable=not progress,
+        )
+        try:
+            frames = take.frames
+            clocks = [(record.frame, record.t_s, record.dt_s) for record in frames]
             begin = time.perf_counter()
-        if stop.requested:
-            log.warning(
-                "render stopped by %s after %d of %d frames; %s keeps them",
-                stop.reason,
-                report.frames,
-                len(frames),
-                out,
-            )
-    finally:
-        bar.close()
-        recorder.close()
-        player.stop()
-        player.compositor.release()
-        ctx.release()
+            for done, values, image in pipelined(player, clocks, stop):
+                record = frames[done]
+                _check(report, record, values, image, check_pixels)
+                repeats = 1
+                if video:
+                    after = frames[done + 1].t_s if done + 1 < len(frames) else None
+                    repeats = _slots(after, t0, fps, record.t_s) - _slots(record.t_s, t0, fps)
+                for _ in range(repeats):
+                    recorder.write(image)
+                report.written += repeats
+                report.frames += 1
+                stats.record((time.perf_counter() - begin) * 1000.0, False)
+                bar.update(1)
+                begin = time.perf_counter()
+            if stop.requested:
+                log.warning(
+                    "render stopped by %s after %d of %d frames; %s keeps them",
+                    stop.reason,
+                    report.frames,
+                    len(frames),
+                    out,
+                )
+        finally:
+            bar.close()
+            recorder.close()
     for problem in player.problems():
         log.warning("%s", problem)
     log.info("rendered take %s to %s: %s", take.path, out, stats.line())

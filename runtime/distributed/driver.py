@@ -238,38 +238,31 @@ class _Render:
         stop: StopFlag,
     ) -> RenderReport:
         """The whole render. Thread: main."""
-        from runtime.loop import render_length
-        from runtime.player import Player
-        from runtime.render.headless import headless_context
+        from runtime.loop import offline_player, render_length
 
         begin = time.perf_counter()
-        ctx = headless_context()
         # The driver maps and composites; its generator is only asked for its controls,
         # so it stays on the CPU, off the GPUs the workers use.
         on_cpu = dataclasses.replace(self.show.generator, device="cpu")
-        player = Player(dataclasses.replace(self.show, generator=on_cpu), ctx, offline=True)
         try:
-            player.start()
-            total, audio = render_length(player, frames, audio)
-            started = time.perf_counter()
-            plan = map_frames(player, total)
-            self.report.driver_ms["map"] = (time.perf_counter() - started) * 1000.0 / total
-            log.info("mapped %d frames in %.1f s", total, time.perf_counter() - started)
-            self.report.lane = plan.stateful(player)
-            shipped = self._connect_and_ship()
-            work = WorkFolder.open(out, fingerprint(self.show, total, shipped), resume=resume)
-            todo = self._todo(work, total)
-            if todo:
-                self._start_workers(shipped, bypassed(player.generator_problem, player.chain))
-            self.report.startup_s = time.perf_counter() - begin
-            render_begin = time.perf_counter()
-            self._write(player, plan, work, todo, out, audio, progress, stop)
-            self.report.render_s = time.perf_counter() - render_begin
+            with offline_player(dataclasses.replace(self.show, generator=on_cpu)) as player:
+                total, audio = render_length(player, frames, audio)
+                started = time.perf_counter()
+                plan = map_frames(player, total)
+                self.report.driver_ms["map"] = (time.perf_counter() - started) * 1000.0 / total
+                log.info("mapped %d frames in %.1f s", total, time.perf_counter() - started)
+                self.report.lane = plan.stateful(player)
+                shipped = self._connect_and_ship()
+                work = WorkFolder.open(out, fingerprint(self.show, total, shipped), resume=resume)
+                todo = self._todo(work, total)
+                if todo:
+                    self._start_workers(shipped, bypassed(player.generator_problem, player.chain))
+                self.report.startup_s = time.perf_counter() - begin
+                render_begin = time.perf_counter()
+                self._write(player, plan, work, todo, out, audio, progress, stop)
+                self.report.render_s = time.perf_counter() - render_begin
         finally:
             self._close()
-            player.stop()
-            player.compositor.release()
-            ctx.release()
         if self.report.stopped is None:
             work.remove()
         self._summary(out)

@@ -20,12 +20,10 @@ which otherwise know nothing of each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from runtime.config import Table
+from runtime.config import Table, in_range
 from runtime.inputs.audio_features import AnalysisSettings, block_problem
 
 #: A sample beyond this magnitude (after the gain; 120 dB above full scale) is not
@@ -96,13 +94,13 @@ def read_config(table: Table, *, folder: Path) -> AudioConfig:
         file=(folder / file_s) if file_s is not None else None,
         loop=table.take("loop", bool, False),
         block=table.take("block", int, 512, check=block_problem),
-        sample_rate_hz=table.take("sample_rate_hz", float, None, check=_range(8000, 192000)),
-        gain_db=table.take("gain_db", float, 0.0, check=_range(-60, 60)),
-        agc_release_s=table.take("agc_release_s", float, 10.0, check=_range(0.5, 600)),
-        agc_floor_db=table.take("agc_floor_db", float, -60.0, check=_range(-120, -10)),
-        onset_delta=table.take("onset_delta", float, 0.07, check=_range(0.0, 1.0)),
-        onset_decay_s=table.take("onset_decay_s", float, 0.25, check=_range(0.01, 10)),
-        tempo_prior_bpm=table.take("tempo_prior_bpm", float, 120.0, check=_range(30, 300)),
+        sample_rate_hz=table.take("sample_rate_hz", float, None, check=in_range(8000, 192000)),
+        gain_db=table.take("gain_db", float, 0.0, check=in_range(-60, 60)),
+        agc_release_s=table.take("agc_release_s", float, 10.0, check=in_range(0.5, 600)),
+        agc_floor_db=table.take("agc_floor_db", float, -60.0, check=in_range(-120, -10)),
+        onset_delta=table.take("onset_delta", float, 0.07, check=in_range(0.0, 1.0)),
+        onset_decay_s=table.take("onset_decay_s", float, 0.25, check=in_range(0.01, 10)),
+        tempo_prior_bpm=table.take("tempo_prior_bpm", float, 120.0, check=in_range(30, 300)),
     )
     table.finish()
     if config.file is not None:
@@ -115,10 +113,3 @@ def read_config(table: Table, *, folder: Path) -> AudioConfig:
                 "file", f"expected an audio file ({', '.join(AUDIO_FILE_TYPES)}), got {file_s!r}"
             )
     return config
-
-
-def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if lo <= value <= hi else f"expected {lo}..{hi}, got {value!r}"
-
-    return check

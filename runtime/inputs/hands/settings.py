@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.config import Table
+from runtime.config import Table, in_range
 from runtime.inputs.hands.model import default_task_path
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -78,26 +78,19 @@ def read_settings(table: Table, folder: Path) -> HandsSettings:
         camera=camera,
         file=file,
         loop=table.take("loop", bool, True),
-        max_hands=table.take("max_hands", int, 2, check=_range(1, 4)),
+        max_hands=table.take("max_hands", int, 2, check=in_range(1, 4)),
         model=folder / model_s if model_s else default_task_path(),
         mirror=table.take("mirror", bool, True),
-        min_confidence=table.take("min_confidence", float, 0.5, check=_range(0.0, 1.0)),
+        min_confidence=table.take("min_confidence", float, 0.5, check=in_range(0.0, 1.0)),
         min_cutoff_hz=table.take("min_cutoff_hz", float, 1.0, check=_positive),
-        beta=table.take("beta", float, 10.0, check=_range(0.0, math.inf)),
+        beta=table.take("beta", float, 10.0, check=in_range(0.0, math.inf)),
         d_cutoff_hz=table.take("d_cutoff_hz", float, 1.0, check=_positive),
-        hold_s=table.take("hold_s", float, 0.2, check=_range(0.0, 60.0)),
+        hold_s=table.take("hold_s", float, 0.2, check=in_range(0.0, 60.0)),
         depth_range=_pair(table, "depth_range", (0.05, 0.4)),
         camera_size=_camera_size(table),
     )
     table.finish()
     return settings
-
-
-def _range(lo: float, hi: float):
-    def check(value: Any) -> str | None:
-        return None if lo <= value <= hi else f"expected {lo}..{hi}, got {value!r}"
-
-    return check
 
 
 def _positive(value: Any) -> str | None:
