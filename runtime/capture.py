@@ -162,7 +162,10 @@ class TakeCapture:
         """With `check_frames`, queue a digest of the frame just drawn. Thread: the
         frame loop."""
         if self.check_frames and self._last_frame is not None:
-            self._put(("p", self._last_frame, compositor.read(size_px)))
+            # GL's own layout here (the cheap read); the writer flips it to the
+            # frame a render reads back before the digest, off the frame loop.
+            rgba = compositor.read_rgba(size_px)
+            self._put(("p", self._last_frame, (rgba, size_px)))
 
     def hear(self, block: np.ndarray, rate_hz: float) -> None:
         """Queue a block of the live sound (an `AudioInput.listen` listener).
@@ -237,7 +240,10 @@ class TakeCapture:
                         frame_index = data[0]
                         self._writer.write(_frame_record(data, extra))
                     elif kind == "p":
-                        self._writer.write({"k": "p", "i": data, "p": pixels_digest(extra)})
+                        rgba, (width, height) = extra
+                        rows = np.frombuffer(rgba, np.uint8).reshape(height, width, 4)
+                        pixels = rows[::-1, :, :3]  # as Compositor.read gives it
+                        self._writer.write({"k": "p", "i": data, "p": pixels_digest(pixels)})
                     else:
                         self._writer.write_audio(data, round(extra))
                 self._writer.flush()
