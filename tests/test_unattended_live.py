@@ -217,8 +217,10 @@ def test_a_closing_show_fades_out_and_rests_its_generator(display, tmp_path):
     url = f"http://127.0.0.1:{port}/"
     try:
         out.wait_for(r"closed|closing", timeout_s=60)
+        # A show that took more than 4 s to start was closed from its first line, which
+        # it logs before its health endpoint listens: ask until it answers.
         deadline = time.monotonic() + 20
-        while (served := get(url))["schedule"] != "closed":
+        while (served := get(url, retry_until=deadline)).get("schedule") != "closed":
             assert time.monotonic() < deadline, served
             time.sleep(0.2)
         generated = served["generator"]["frames"]
@@ -281,11 +283,24 @@ def test_closed_hours_post_nothing_to_the_generator(display, tmp_path, monkeypat
     assert stats.frames > 10
 
 
-def get(url: str) -> dict:
+def get(url: str, retry_until: float = 0.0) -> dict:
+    """The health endpoint's answer, healthy (200) or not (503); a refused connection
+    is asked again until the monotonic time `retry_until`."""
+    import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return json.loads(answer.read())
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as unhealthy:
+            return json.loads(unhealthy.read())
+        except urllib.error.URLError as refused:
+            if time.monotonic() >= retry_until or not isinstance(
+                refused.reason, ConnectionRefusedError
+            ):
+                raise
+            time.sleep(0.2)
 
 
 def test_an_offline_render_stopped_by_sigterm_is_a_playable_video(tmp_path):
