@@ -29,6 +29,7 @@ from collections.abc import Mapping
 
 import moderngl
 
+from runtime import cuda_gl
 from runtime.errors import ShaderError
 from runtime.generators import build_with_fallback
 from runtime.generators.base import Control, Generator, Params
@@ -161,6 +162,7 @@ class Decks:
             except ShaderError as exc:  # draw in torch instead: slower, but the show plays
                 self.problem = f"deck B: the cppn's shader failed ({exc}); drawing in torch"
                 log.error("%s", self.problem)
+        self.uploads = None if self.draws_in_gl else cuda_gl.connect(self.worker, ctx)
         self.a, self.b = _Deck(), _Deck()
         self.mix = 0.0
         self.mode = 0.0
@@ -180,6 +182,8 @@ class Decks:
         """Stop deck B's worker and free the mix's GL objects. Thread: main."""
         self.worker.stop()
         self.mixer.release()
+        if self.uploads is not None:
+            self.uploads.release()
 
     def submit(
         self, params: Params, worker_a: GeneratorWorker | GLFrames, *, drop: bool = True
@@ -281,8 +285,11 @@ class Decks:
     def _take_b(self, result: FrameResult | None) -> None:
         if result is None or result.error is not None:
             return
-        if result.image is not None:  # a GL generator's frame is already in the slot
+        if result.image is not None:
             self.mixer.slot_b.upload(result.image)
+        elif result.gpu_image is not None and self.uploads is not None:
+            self.worker.frames_on_gpu = self.uploads.upload(self.mixer.slot_b, result.gpu_image)
+        # else a GL generator's frame is already in the slot
         self.rendered_b += 1
         self.b.arrived(result)
 

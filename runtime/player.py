@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import moderngl
 import torch
 
+from runtime import cuda_gl
 from runtime.capture import CaptureSwitch
 from runtime.clip import build_clip, clip_controls
 from runtime.decks import Decks, deck_controls
@@ -124,6 +125,8 @@ class Player:
             except ShaderError as exc:  # draw in torch instead: slower, but the show plays
                 self.generator_problem = f"the cppn's shader failed ({exc}); drawing in torch"
                 log.error("%s", self.generator_problem)
+        #: CUDA frames into GL without host memory, where that works (runtime/cuda_gl.py).
+        self.uploads = None if self.draws_in_gl else cuda_gl.connect(self.worker, ctx)
         self.last_stages: tuple[StageStat, ...] = ()
         self._next_watch_s = 0.0
         self.messages: list[str] = []
@@ -150,6 +153,8 @@ class Player:
         if self.clip is not None:
             self.clip.stop()
         self.worker.stop()
+        if self.uploads is not None:
+            self.uploads.release()
         if self.scenes is not None:
             self.scenes.stop()
         if self.osc_out is not None:
@@ -280,8 +285,11 @@ class Player:
         if self.decks is not None:
             self.decks.taken_a(result)
         if result is not None and result.error is None:
-            if result.image is not None:  # a GL generator's frame is already the source
+            if result.image is not None:
                 self.compositor.upload(result.image)
+            elif result.gpu_image is not None and self.uploads is not None:
+                self.worker.frames_on_gpu = self.uploads.upload(self.compositor, result.gpu_image)
+            # else a GL generator's frame is already the source
             self.frames_generated += 1
             self.last_stages = result.stages
 

@@ -34,7 +34,11 @@ class FrameResult:
 
     Attributes:
         frame: the Params' frame index.
-        image: (H, W, 3) uint8, top row first; None when rendering failed.
+        image: (H, W, 3) uint8, top row first; None when rendering failed or the
+            frame stayed on the GPU.
+        gpu_image: the frame left on the GPU for CUDA-GL interop
+            (runtime/render/cuda_gl.py): (H, W, 4) uint8 CUDA tensor, rows bottom-up;
+            None otherwise.
         render_ms: time the generator and the stages took (GPU time on CUDA).
         error: what went wrong, or None.
         stages: what each neural stage did (name, ms, steps).
@@ -45,6 +49,7 @@ class FrameResult:
     render_ms: float
     error: str | None = None
     stages: tuple[StageStat, ...] = ()
+    gpu_image: torch.Tensor | None = None
 
 
 class GeneratorWorker:
@@ -55,6 +60,9 @@ class GeneratorWorker:
         chain: the show's neural stages, run on each frame after the model.
         steer: adds CLIP steering's latent offset to each frame's params
             (`Steering.apply`) before the model renders.
+    Attributes:
+        frames_on_gpu: set by the frame loop when frames can reach GL by CUDA-GL
+            interop: a CUDA generator's frames then stay on the GPU (`gpu_image`).
     Thread: `submit`, `latest`, `wait_for`, `stats` from the frame loop.
     """
 
@@ -78,6 +86,7 @@ class GeneratorWorker:
         self.errors = 0
         self.last_error: str | None = None
         self._reported: set[str] = set()
+        self.frames_on_gpu = False
 
     def start(self) -> None:
         """Start the thread. Thread: main."""
@@ -179,11 +188,19 @@ class GeneratorWorker:
                 self._report("generator produced NaN or infinite values; replaced by 0")
                 image = torch.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0)
             pixels = (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)  # (3, H, W)
-            pixels = pixels.permute(1, 2, 0).contiguous()  # (H, W, 3)
+            on_gpu = cuda and self.frames_on_gpu
+            if on_gpu:
+                gpu_image = gpu_frame(pixels)
+            else:
+                pixels = pixels.permute(1, 2, 0).contiguous()  # (H, W, 3)
             if cuda:
                 end.record()
                 end.synchronize()
                 render_ms = begin.elapsed_time(end)
+            if on_gpu:
+                return FrameResult(
+                    params.frame, None, render_ms, stages=tuple(stages), gpu_image=gpu_image
+                )
             array = pixels.cpu().numpy()
             if not cuda:
                 render_ms = (time.perf_counter() - start) * 1000.0
@@ -203,3 +220,16 @@ class GeneratorWorker:
         if key not in self._reported:
             self._reported.add(key)
             log.error("%s", message)
+
+
+def gpu_frame(image: torch.Tensor) -> torch.Tensor:
+    """A generated image as the interop path copies it.
+
+    Args:
+        image: (3, H, W) uint8, top row first.
+    Returns:
+        (H, W, 4) uint8, contiguous, rows bottom-up, alpha 255.
+    Thread: any.
+    """
+    alpha = torch.full_like(image[:1], 255)
+    return torch.cat([image, alpha]).flip(1).permute(1, 2, 0).contiguous()
