@@ -91,6 +91,8 @@ def generator_line(player: Player) -> str:
     """
     g = player.generator
     device = "gl" if player.draws_in_gl else g.device.type
+    if player.uploads is not None and player.uploads.problem is None:
+        device += " interop"  # frames reach GL device to device (runtime/cuda_gl.py)
     line = (
         f"generator {g.kind} {device} {g.size_px[0]}x{g.size_px[1]}  {player.worker.fps():.1f} fps"
     )
