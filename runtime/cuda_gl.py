@@ -52,20 +52,12 @@ def _call(runtime: Any, name: str, *args: Any) -> tuple[Any, ...]:
     """Call a CUDA runtime function; its results after the error code.
 
     Raises:
-        InteropError: naming the call and CUDA's error (and what to do about a driver
-            older than the bindings).
+        InteropError: naming the call and CUDA's error.
     """
     result = getattr(runtime, name)(*args)
     error = result[0]
     if error != runtime.cudaError_t.cudaSuccess:
-        hint = ""
-        if error == runtime.cudaError_t.cudaErrorInsufficientDriver and torch.cuda.is_available():
-            major = (torch.version.cuda or "12").split(".")[0]
-            hint = (
-                f"; these cuda-bindings need a newer driver than torch's CUDA "
-                f"{torch.version.cuda}: pip install 'cuda-bindings=={major}.*'"
-            )
-        raise InteropError(f"{name}: {error.name}{hint}")
+        raise InteropError(f"{name}: {error.name}")
     return result[1:]
 
 
