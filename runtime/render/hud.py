@@ -18,6 +18,8 @@ WARN_RGBA = (255, 120, 90, 255)
 BACK_RGBA = (0, 0, 0, 150)
 #: A problem takes at most this many lines (what to do is often at its end).
 WARN_LINES = 3
+#: Lines kept drawn between redraws (all are dropped when there are more).
+ROWS_KEPT = 256
 
 
 class Hud:
@@ -34,6 +36,8 @@ class Hud:
         self.font = ImageFont.load_default(FONT_PX)
         self.texture: moderngl.Texture | None = None
         self.size_px = (0, 0)
+        # Each line drawn once: most lines stay the same from one redraw to the next.
+        self._rows: dict[tuple[str, tuple[int, ...], int], list[np.ndarray]] = {}
 
     def update(self, lines: list[str], warnings: list[str], max_width_px: int) -> None:
         """Redraw the text: `lines` in white, `warnings` in red below.
@@ -46,22 +50,39 @@ class Hud:
         Thread: main.
         """
         room_px = max_width_px - 2 * PAD_PX
-        rows = [(self._fit(line, room_px), TEXT_RGBA) for line in lines]
-        for warning in warnings:
-            rows += [(text, WARN_RGBA) for text in self._wrap(warning, room_px)]
-        width = max((int(self.font.getlength(text)) for text, _ in rows), default=0) + 2 * PAD_PX
+        rows = [row for line in lines for row in self._drawn(line, TEXT_RGBA, room_px)]
+        rows += [row for warning in warnings for row in self._drawn(warning, WARN_RGBA, room_px)]
+        width = max((row.shape[1] for row in rows), default=2 * PAD_PX)
         height = len(rows) * LINE_PX + 2 * PAD_PX
-        image = Image.new("RGBA", (max(width, 1), height), BACK_RGBA)
-        draw = ImageDraw.Draw(image)
-        for i, (text, rgba) in enumerate(rows):
-            draw.text((PAD_PX, PAD_PX + i * LINE_PX), text, font=self.font, fill=rgba)
-        pixels = np.asarray(image)[::-1]  # GL rows run bottom-up
-        if self.texture is None or self.size_px != image.size:
+        pixels = np.empty((height, max(width, 1), 4), np.uint8)
+        pixels[:] = BACK_RGBA
+        for i, row in enumerate(rows):  # top row first
+            top = PAD_PX + i * LINE_PX
+            pixels[top : top + LINE_PX, : row.shape[1]] = row
+        size = (pixels.shape[1], height)
+        if self.texture is None or self.size_px != size:
             if self.texture is not None:
                 self.texture.release()
-            self.texture = self.ctx.texture(image.size, 4, alignment=1)
-            self.size_px = image.size
-        self.texture.write(np.ascontiguousarray(pixels))
+            self.texture = self.ctx.texture(size, 4, alignment=1)
+            self.size_px = size
+        self.texture.write(np.ascontiguousarray(pixels[::-1]))  # GL rows run bottom-up
+
+    def _drawn(self, text: str, rgba: tuple[int, ...], room_px: int) -> list[np.ndarray]:
+        """`text` drawn as rows of (LINE_PX, width, 4) pixels on the backing, padding
+        on both sides: a status line cut to one row, a warning wrapped (`_wrap`)."""
+        key = (text, rgba, room_px)
+        drawn = self._rows.get(key)
+        if drawn is None:
+            if len(self._rows) >= ROWS_KEPT:
+                self._rows.clear()
+            texts = [self._fit(text, room_px)] if rgba == TEXT_RGBA else self._wrap(text, room_px)
+            drawn = self._rows[key] = [self._row(t, rgba) for t in texts]
+        return drawn
+
+    def _row(self, text: str, rgba: tuple[int, ...]) -> np.ndarray:
+        image = Image.new("RGBA", (int(self.font.getlength(text)) + 2 * PAD_PX, LINE_PX), BACK_RGBA)
+        ImageDraw.Draw(image).text((PAD_PX, 0), text, font=self.font, fill=rgba)
+        return np.asarray(image)
 
     def viewport(self, window_px: tuple[int, int]) -> tuple[int, int, int, int]:
         """Where the HUD goes: the top-left corner of the window. Thread: main."""
