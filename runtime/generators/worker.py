@@ -37,7 +37,7 @@ class FrameResult:
         image: (H, W, 3) uint8, top row first; None when rendering failed or the
             frame stayed on the GPU.
         gpu_image: the frame left on the GPU for CUDA-GL interop
-            (runtime/render/cuda_gl.py): (H, W, 4) uint8 CUDA tensor, rows bottom-up;
+            (runtime/cuda_gl.py): (H, W, 4) uint8 CUDA tensor, rows bottom-up;
             None otherwise.
         render_ms: time the generator and the stages took (GPU time on CUDA).
         error: what went wrong, or None.
