@@ -82,6 +82,7 @@ def test_the_hud_says_what_was_rejected():
         generator=SimpleNamespace(kind="cppn", device=SimpleNamespace(type="cpu"), size_px=(8, 8)),
         worker=SimpleNamespace(fps=lambda: 10.0),
         draws_in_gl=False,
+        uploads=None,
         last_stages=[],
         inputs=[],
         clip=None,
