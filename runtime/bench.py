@@ -145,7 +145,7 @@ def _loop_cost(show, ctx: moderngl.Context, frames: int) -> Iterator[str]:
         changed = [f"{stats.line()} #{n}", f"generator cppn cpu 448x252  {n % 97 / 10:.1f} fps"]
         hud.update([lines[0], *changed, lines[3]], [], window_px[0])
 
-    per_hud_frame = _median_ms(redraw, max(frames // 10, 5)) / max(HUD_EVERY_S * fps, 1.0)
+    per_hud_frame = _median_ms(redraw, max(frames // 2, 20)) / max(HUD_EVERY_S * fps, 1.0)
 
     passes: dict[str, list[tuple[float, float | None]]] = {}
     for i in range(max(frames // 4, 5)):
