@@ -3,9 +3,11 @@
     python benchmarks/bench_cppn_gl.py                       # 256x256, 448x252 (the demo), 1280x720
     python benchmarks/bench_cppn_gl.py --sizes 448x252 --frames 30
     python benchmarks/bench_cppn_gl.py --torch-threads 2 --width 64 --depth 6
+    python benchmarks/bench_cppn_gl.py --sizes 1920x1080 --device cuda   # a GPU machine
 
-torch renders on the CPU as the generator worker does (render, then the uint8
-conversion), with the thread count a live show gives it (the cores less one).
+torch renders as the generator worker does (render, then the uint8 conversion and
+the copy to host memory), on the CPU with the thread count a live show gives it
+(the cores less one), or on CUDA with --device.
 GL renders on a headless EGL context (Mesa llvmpipe on a machine without a GPU):
 the frame's uniforms, the draw, and glFinish; the read-back to numpy, which the
 frame loop does not need, is timed apart. The two alternate frame by frame, so a
@@ -50,7 +52,7 @@ def bench_size(ctx, args: argparse.Namespace, size_px: tuple[int, int]) -> None:
     generator = CppnGenerator(
         seed=args.seed,
         size_px=size_px,
-        device=torch.device("cpu"),
+        device=torch.device(args.device),
         width=args.width,
         depth=args.depth,
     )
@@ -101,12 +103,18 @@ def main() -> None:
         help="torch's threads (default: the cores less one, as a live show sets them)",
     )
     parser.add_argument("--storage", default="auto", help="GL weight storage (see GLGenerator)")
+    parser.add_argument("--device", default="cpu", help="torch's device: cpu or cuda[:N]")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
     ctx = headless_context()
     print(
-        f"cppn seed {args.seed}, width {args.width}, depth {args.depth}; torch on the CPU with "
-        f"{args.torch_threads} thread(s); GL on {ctx.info['GL_RENDERER']}; "
+        f"cppn seed {args.seed}, width {args.width}, depth {args.depth}; torch on "
+        + (
+            f"the CPU with {args.torch_threads} thread(s)"
+            if args.device == "cpu"
+            else torch.cuda.get_device_name(args.device)
+        )
+        + f"; GL on {ctx.info['GL_RENDERER']}; "
         f"medians of {args.frames} frames"
     )
     for size in args.sizes.split(","):

@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,6 +130,14 @@ def upstream_synthesis(upstream: Path, family: str, kwargs: dict, net: StyleGANN
     """NVlabs' synthesis network with our weights (imports their code from `upstream`)."""
     if str(upstream) not in sys.path:
         sys.path.insert(0, str(upstream))
+    # NVlabs' conv2d_gradfix reads torch's version with pkg_resources, which newer
+    # setuptools no longer ship: lend it packaging's parser under that name.
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        from packaging.version import parse
+
+        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)  # type: ignore[assignment]
     if family == "sg2":
         from training.networks_stylegan2 import Generator  # type: ignore[import-not-found]
     else:
