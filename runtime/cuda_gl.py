@@ -82,7 +82,8 @@ class CudaTexture:
         self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.texture.repeat_x = self.texture.repeat_y = False
         try:
-            _call(self._runtime, "cudaSetDevice", device.index or 0)
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            _call(self._runtime, "cudaSetDevice", index)
             flags = self._runtime.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsWriteDiscard
             (self._resource,) = _call(
                 self._runtime, "cudaGraphicsGLRegisterImage", self.texture.glo, GL_TEXTURE_2D, flags
