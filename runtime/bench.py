@@ -16,6 +16,7 @@ import moderngl
 import numpy as np
 import torch
 
+from runtime.cuda_gl import probe
 from runtime.generators.base import Params, pick_device
 from runtime.generators.cppn import CppnGenerator
 from runtime.loop import render_offline
@@ -58,6 +59,12 @@ def run_bench(show_path: Path, *, frames: int = 120) -> Iterator[str]:
     )
     yield from _loop_cost(show, ctx, frames)
     yield from _generator_speed(show.generator.seed, device, ctx, max(frames // 4, 8))
+    problem = probe(ctx, device)
+    yield "generated frames into GL: " + (
+        "device to device by CUDA-GL interop (benchmarks/bench_cuda_gl.py times it)"
+        if problem is None
+        else f"through host memory ({problem})"
+    )
     yield from _end_to_end(show, max(frames // 2, 10))
     yield from _osc_latency()
     ctx.release()

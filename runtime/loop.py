@@ -77,8 +77,9 @@ class FrameStats:
 
     def line(self) -> str:
         """'frame p50 4.1 ms  p99 9.8 ms  late 3/1200' for HUD and log. Thread: main."""
+        p50, p99 = np.percentile(self.work_ms, [50, 99]) if self.work_ms else (0.0, 0.0)
         return (
-            f"frame p50 {self.percentile_ms(50):.1f} ms  p99 {self.percentile_ms(99):.1f} ms"
+            f"frame p50 {p50:.1f} ms  p99 {p99:.1f} ms"
             f"  (budget {self.budget_ms:.1f})  late {self.late}/{self.frames}"
         )
 
