@@ -12,7 +12,7 @@
 #   STYLEGAN3_GIT_DIR: a git directory of github.com/NVlabs/stylegan3 (for example
 #   the one the library's `fetch github:NVlabs/stylegan3` returns); without it,
 #   .upstream is left as it is and the NVlabs rows are skipped.
-# About 25 MB in all, under the device's 64 MiB a call. All four are ignored by git.
+# About 22 MB in all, under the device's 64 MiB a call. All four are ignored by git.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
