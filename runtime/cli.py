@@ -57,11 +57,13 @@ shaders reload when saved.
 PLAY_KEYS = """\
 keys while playing: Esc or q quits, h hides the HUD, f toggles fullscreen
   1..9        recall scene N (a show with [scenes]; docs/PERFORMING.md)
+  right, left the next or the previous scene, round the list
   shift+1..9  save the current state into scene N;  s  save a new scene
   r           start or stop recording the output (see --record)
   c           end the take and start the next one (see --capture)
   any other   a signal a mapping can use: key:NAME (key:space, key:shift+2)
-OSC: /scene/NAME (its fade), /scene/NAME/fade S, /scene/save NAME, /record 0|1,
+OSC: /scene/NAME (its fade), /scene/NAME/fade S, /scene/next, /scene/prev,
+/scene/save NAME, /record 0|1,
 /record/toggle, and every target at /ls/TARGET VALUE (`run_show.py targets SHOW
 --osc` lists them); [osc_out] sends state back to a controller
 """

@@ -18,8 +18,10 @@ scenes file it names:
 
 Requests come from the bus, read by the frame loop each frame (so a captured take
 replays them on the same frames): `key:1`..`key:9` recall the Nth scene in file
-order, a scene's MIDI note recalls it, OSC `/scene/NAME` recalls it with its own
-fade and `/scene/NAME/fade S` with S seconds (0 cuts). `key:shift+1`..`key:shift+9`
+order, `key:right` and `key:left` (or OSC `/scene/next` and `/scene/prev`) the
+next and the previous one (round the list), a scene's MIDI note recalls it, OSC
+`/scene/NAME` recalls it with its own fade and `/scene/NAME/fade S` with S seconds
+(0 cuts). `key:shift+1`..`key:shift+9`
 save the current state into scene N, `key:s` and OSC `/scene/save` save a new
 scene, `/scene/save NAME` saves one by name; a saved scene is written into its file
 off the frame loop, keeping comments and layout (runtime/learn.py's way).
@@ -62,8 +64,11 @@ DEFAULT_FADE_S = 2.0
 SCENE_KEYS = ("fade_s", "note", "channel")
 #: Keys of the show's `[scenes]` table that are not scenes.
 OPTION_KEYS = ("file", "fade_s", "start")
-#: Names a scene may not take: `/scene/save` saves.
-RESERVED = ("save",)
+#: Names a scene may not take: `/scene/save` saves, `/scene/next` and `/scene/prev`
+#: step through the list.
+RESERVED = ("save", "next", "prev")
+#: Requests that step through the scenes in file order: name -> step.
+STEPS = {"key:right": 1, "key:left": -1, "osc:/scene/next": 1, "osc:/scene/prev": -1}
 _SCENE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _RECALL_RE = re.compile(r"^osc:/scene/([A-Za-z0-9_-]+)(/fade)?$")
 #: Saves waiting for the writer thread; beyond this they are dropped and counted.
@@ -350,6 +355,11 @@ class Scenes:
     # Requests.
 
     def _request(self, name: str, value: float, t_s: float) -> None:
+        step = STEPS.get(name)
+        if step is not None:
+            if value > 0.0 and self.scenes:  # a press, not its release
+                self.recall(self._stepped(step), t_s)
+            return
         if name.startswith("key:"):
             if value <= 0.0:
                 return  # a release
@@ -389,6 +399,14 @@ class Scenes:
                 if name == wanted:
                     self.recall(scene.name, t_s)
                     return
+
+    def _stepped(self, step: int) -> str:
+        """The scene `step` places after the active one in file order, round the list
+        (from none: the first going forward, the last going back)."""
+        names = [s.name for s in self.scenes]
+        if self.active not in names:
+            return names[0] if step > 0 else names[-1]
+        return names[(names.index(self.active) + step) % len(names)]
 
     def recall(self, name: str, t_s: float, *, fade_s: float | None = None) -> bool:
         """Start gliding every target the scene names to its value.

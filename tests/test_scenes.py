@@ -111,6 +111,7 @@ def test_scenes_read_in_file_order_with_their_keys(tmp_path):
         (("fade_s = 1.0", 'fade_s = 1.0\nstart = "intor"'), "did you mean 'intro'"),
         (("fade_s = 1.0", "fade_s = 1.0\nfaed_s = 2"), "did you mean 'fade_s'"),
         (("[scenes.drop]", "[scenes.save]"), "not save"),
+        (("[scenes.drop]", "[scenes.next]"), "not save, next, prev"),
         (("[scenes.drop]", "[scenes.drop.x]"), "unknown target 'x.fade_s'"),
     ],
 )
@@ -155,6 +156,24 @@ def test_osc_recall_with_a_fade_argument_and_a_button_release(tmp_path):
     assert scenes.active == "drop"
     frames.event("osc:/scene/nothere")  # logged, nothing changes
     assert scenes.active == "drop"
+
+
+def test_next_and_previous_step_round_the_list_by_key_and_osc(tmp_path):
+    scenes, engine = scenes_from(tmp_path)
+    frames = Frames(scenes, engine)
+    frames.step()
+    seen = []
+    for name in ("key:right", "key:right", "osc:/scene/next", "osc:/scene/next"):
+        frames.event(name)  # a press...
+        frames.event(name, 0.0)  # ...and its release, which steps nowhere
+        seen.append(scenes.active)
+    assert seen == ["intro", "drop", "dark", "intro"]  # from none, the first; then round
+    frames.event("key:left")
+    assert scenes.active == "dark"  # back round the start
+    frames.event("osc:/scene/prev")
+    assert scenes.active == "drop"
+    values = frames.step(20)  # drop's own fade, 0.5 s
+    assert values["gen.warp"] == pytest.approx(1.5)
 
 
 def test_midi_notes_recall_their_scene_on_their_channel(tmp_path):
