@@ -1,5 +1,6 @@
 """Files written whole: a reader (a hot reload, a resumed render, the next start)
-sees the old file or the new one, never half of either."""
+sees the old file or the new one, never half of either; and the stamp a hot reload
+compares to notice that a file changed."""
 
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ def replace_file(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time in ns, size) of a file, or None when it cannot be read:
+    what hot reloads compare, one stat a file. Thread: any."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -294,7 +294,7 @@ class Player:
             self.last_stages = result.stages
 
     def reload_if_changed(self) -> list[str]:
-        """Hot-reload mapping files and shaders that changed. Returns messages.
+        """Hot-reload mapping files, shaders and scenes that changed. Returns messages.
 
         Thread: main.
         """
@@ -302,6 +302,9 @@ class Player:
         mapping = self.engine.reload_if_changed()
         if mapping:
             messages.append(mapping)
+        scenes = None if self.scenes is None else self.scenes.reload_if_changed(self.show.path)
+        if scenes:
+            messages.append(scenes)
         return messages
 
     def problems(self) -> list[str]:
@@ -317,6 +320,8 @@ class Player:
             problems.append(self.clip.problem)
         if self.engine.error:
             problems.append(self.engine.error)
+        if self.scenes is not None and self.scenes.error:
+            problems.append(self.scenes.error)
         problems.extend(self.compositor.errors)
         if self.worker.last_error:
             problems.append(

@@ -24,7 +24,8 @@ next and the previous one (round the list), a scene's MIDI note recalls it, OSC
 (0 cuts). `key:shift+1`..`key:shift+9`
 save the current state into scene N, `key:s` and OSC `/scene/save` save a new
 scene, `/scene/save NAME` saves one by name; a saved scene is written into its file
-off the frame loop, keeping comments and layout (runtime/learn.py's way).
+off the frame loop, keeping comments and layout (runtime/learn.py's way). A scenes
+file (or the show) edited by hand while playing is read again, as mapping files are.
 
 What a recall does: every target the scene names glides from the value it has on
 the screen to the scene's value (smoothstep over the fade, by show time, so offline
@@ -52,7 +53,7 @@ from typing import Any
 
 from runtime.config import Table, load_toml, suggest
 from runtime.errors import ConfigError, MappingError
-from runtime.files import replace_file
+from runtime.files import replace_file, stamp
 from runtime.mapping import MappingEngine, Target
 from runtime.signals import Snapshot
 
@@ -307,6 +308,9 @@ class Scenes:
         self._t_s = 0.0
         self._unknown: set[str] = set()
         self._writer = SceneWriter() if persist else None
+        #: Why the last edit of the scenes was not taken (for the HUD), or None.
+        self.error: str | None = None
+        self._stamps: tuple[tuple[int, int] | None, ...] | None = None
 
     # The frame loop's two calls, around the mapping engine.
 
@@ -351,6 +355,45 @@ class Scenes:
         for name in names:
             self._glides.pop(name, None)
             self.controlled.discard(name)
+
+    def reload_if_changed(self, show_path: Path) -> str | None:
+        """Re-read the scenes when the show or its scenes file changed on disk (a
+        scene edited by hand while playing; a save of the show's own lands here too).
+
+        On a bad edit the last good scenes stay and the error (file, line, key) is
+        kept in `self.error` and logged. Gliding targets keep gliding; the active
+        scene stays active while it exists.
+
+        Args:
+            show_path: the show file (it holds `[scenes]`).
+        Returns:
+            A one-line message when something changed, else None.
+        Thread: main (one stat for each of two files: cheap every half second).
+        """
+        stamps = (stamp(show_path), stamp(self.config.file))
+        if self._stamps is None or stamps == self._stamps:
+            self._stamps = stamps
+            return None
+        self._stamps = stamps
+        try:
+            data, text = load_toml(show_path)
+            top = Table(data, file=show_path, text=text, name="")
+            if "scenes" not in data:
+                raise ConfigError(f"{show_path}: the [scenes] table is gone")
+            config = read_scenes(top.take_table("scenes"), show_path.parent)
+            check_scenes(config, self.targets)
+        except (ConfigError, MappingError) as exc:
+            self.error = f"scenes not reloaded, keeping the last good ones: {exc}"
+            log.error("%s", self.error)
+            return self.error
+        self.config = config
+        self.scenes = list(config.scenes)
+        self.error = None
+        if self.active not in [s.name for s in self.scenes]:
+            self.active = None
+        message = f"scenes reloaded: {', '.join(s.name for s in self.scenes) or 'none'}"
+        log.info("%s", message)
+        return message
 
     # Requests.
 

@@ -4,6 +4,7 @@ comments kept, and a whole show recalling and saving scenes headless."""
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
 
@@ -324,6 +325,60 @@ def test_a_show_keeps_its_scenes_in_a_scenes_file(tmp_path):
         f.write('\n[scenes.b]\n"gen.zoom" = 2.0\n')
     with pytest.raises(ConfigError, match=r"the scenes live in scenes\.toml"):
         load_show(show_path)
+
+
+@pytest.mark.gl
+def test_a_scenes_file_edited_while_playing_is_reloaded_and_a_bad_edit_kept_out(tmp_path, gl_ctx):
+    from runtime.player import Player
+
+    show_path = copy_show(tmp_path)
+    with show_path.open("a") as f:
+        f.write('\n[scenes]\nfile = "scenes.toml"\n')
+    scenes_file = tmp_path / "scenes.toml"
+    scenes_file.write_text('[scenes.a]\nfade_s = 0\n"shader.grade.brightness" = 1.5\n')
+    player = Player(load_show(show_path), gl_ctx, offline=False)
+    player.start()
+    frame = 0
+
+    def request(name: str) -> dict:
+        nonlocal frame
+        player.bus.set(name, 1.0)
+        values = player.map(frame, frame / 30, 1 / 30)
+        player.bus.set(name, 0.0)
+        frame += 1
+        return values
+
+    def edit(text: str) -> list[str]:
+        stamp = os.stat(scenes_file).st_mtime_ns
+        scenes_file.write_text(text)
+        os.utime(scenes_file, ns=(stamp + 10**9, stamp + 10**9))  # a coarse clock
+        return player.reload_if_changed()
+
+    try:
+        assert player.reload_if_changed() == []  # the first look only takes stamps
+        assert request("key:1")["shader.grade.brightness"] == pytest.approx(1.5)
+        # A second scene and a new value for the first, saved while playing.
+        both = "[scenes.a]\nfade_s = 0\n{} = 1.9\n\n[scenes.b]\nfade_s = 0\n{} = 0.5\n"
+        messages = edit(both.format(*['"shader.grade.brightness"'] * 2))
+        assert messages == ["scenes reloaded: a, b"]
+        assert player.scenes.active == "a"
+        assert request("key:2")["shader.grade.brightness"] == pytest.approx(0.5)
+        assert request("key:1")["shader.grade.brightness"] == pytest.approx(1.9)
+        # A typo: named with file, line and key; the last good scenes play on.
+        (message,) = edit('[scenes.a]\nfade_s = 0\n"shader.grade.brightnes" = 1.0\n')
+        assert "scenes not reloaded, keeping the last good ones" in message
+        assert "scenes.toml:3" in message and "did you mean 'shader.grade.brightness'" in message
+        assert message in player.problems()
+        assert request("key:2")["shader.grade.brightness"] == pytest.approx(0.5)
+        # Mended: taken, and the problem is gone.
+        assert edit('[scenes.a]\nfade_s = 0\n"shader.grade.brightness" = 1.25\n') == [
+            "scenes reloaded: a"
+        ]
+        assert player.scenes.error is None and player.scenes.active is None  # b is gone
+        assert request("key:1")["shader.grade.brightness"] == pytest.approx(1.25)
+    finally:
+        player.stop()
+        player.compositor.release()
 
 
 @pytest.mark.gl

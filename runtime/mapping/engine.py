@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
 from runtime.errors import ConfigError
+from runtime.files import stamp
 from runtime.filters import Envelope, OneEuro, Smooth
 from runtime.mapping.sources import beat_without_clock
 from runtime.mapping.spec import MappingSet, MapSpec, Target, read_mappings
@@ -392,11 +392,4 @@ class MappingEngine:
         return keys
 
     def _stat(self) -> list[tuple[int, int] | None]:
-        stamps: list[tuple[int, int] | None] = []
-        for path in self.paths:
-            try:
-                st = os.stat(path)
-                stamps.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                stamps.append(None)
-        return stamps
+        return [stamp(path) for path in self.paths]

@@ -11,15 +11,14 @@ Frames arrive as numpy arrays: this module imports no torch.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import moderngl
 import numpy as np
 
 from runtime.errors import ShaderError
+from runtime.files import stamp
 from runtime.render.shaders import COMMON_PATH, Uniform, compile_program, read_uniforms
 from runtime.show import SHADER_DIR, EffectConfig
 
@@ -41,7 +40,7 @@ class _Pass:
         self.program = compile_program(ctx, effect.shader_path)
         self.uniforms: tuple[Uniform, ...] = read_uniforms(effect.shader_path)
         self.vao = ctx.vertex_array(self.program, [])
-        self.stamp = _stamp(effect.shader_path)
+        self.stamp = stamp(effect.shader_path)
         self.error: str | None = None
         # A pass that reads its own last output (u_prev) ping-pongs two targets.
         count = 2 if self.program.get("u_prev", None) is not None else 1
@@ -52,10 +51,10 @@ class _Pass:
         self.current = 0
 
     def reload(self) -> str | None:
-        stamp = _stamp(self.effect.shader_path)
-        if stamp == self.stamp:
+        now = stamp(self.effect.shader_path)
+        if now == self.stamp:
             return None
-        self.stamp = stamp
+        self.stamp = now
         try:
             program = compile_program(self.ctx, self.effect.shader_path)
             uniforms = read_uniforms(self.effect.shader_path)
@@ -141,7 +140,7 @@ class Compositor:
         self.output: moderngl.Texture = self.passes[-1].textures[0]
         # One read-back target per size asked for (the video's, CLIP's).
         self._readbacks: dict[tuple[int, int], moderngl.Framebuffer] = {}
-        self._common_stamp = _stamp(COMMON_PATH)
+        self._common_stamp = stamp(COMMON_PATH)
 
     @property
     def errors(self) -> list[str]:
@@ -303,7 +302,7 @@ class Compositor:
             One message per pass reloaded or failed.
         Thread: main.
         """
-        common = _stamp(COMMON_PATH)
+        common = stamp(COMMON_PATH)
         if common != self._common_stamp:
             self._common_stamp = common
             for p in self.passes:
@@ -447,11 +446,3 @@ def _set(prog: moderngl.Program, name: str, value) -> None:
     member = prog.get(name, None)
     if member is not None:
         member.value = value
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
