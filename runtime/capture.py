@@ -158,14 +158,21 @@ class TakeCapture:
         item = (frame, t_s, dt_s, snapshot.events, tuple(texts), dict(values), start)
         self._put(("f", item, self.audio_samples))
 
-    def see(self, compositor: Compositor, size_px: tuple[int, int]) -> None:
-        """With `check_frames`, queue a digest of the frame just drawn. Thread: the
-        frame loop."""
+    def see(self, compositor: Compositor, size_px: tuple[int, int]) -> bytes | None:
+        """With `check_frames`, queue a digest of the frame just drawn.
+
+        Returns:
+            The frame as read (`Compositor.read_rgba` at `size_px`), for a recording
+            of the same frame to use instead of reading it again; None when not read.
+        Thread: the frame loop.
+        """
         if self.check_frames and self._last_frame is not None:
             # GL's own layout here (the cheap read); the writer flips it to the
             # frame a render reads back before the digest, off the frame loop.
             rgba = compositor.read_rgba(size_px)
             self._put(("p", self._last_frame, (rgba, size_px)))
+            return rgba
+        return None
 
     def hear(self, block: np.ndarray, rate_hz: float) -> None:
         """Queue a block of the live sound (an `AudioInput.listen` listener).
@@ -365,10 +372,9 @@ class CaptureSwitch:
         if self.take is not None:
             self.take.frame(frame, t_s, dt_s, snapshot, texts, values)
 
-    def see(self, compositor: Compositor, size_px: tuple[int, int]) -> None:
+    def see(self, compositor: Compositor, size_px: tuple[int, int]) -> bytes | None:
         """See TakeCapture.see. Thread: the frame loop."""
-        if self.take is not None:
-            self.take.see(compositor, size_px)
+        return None if self.take is None else self.take.see(compositor, size_px)
 
     def hear(self, block: np.ndarray, rate_hz: float) -> None:
         """See TakeCapture.hear. Thread: the audio analysis thread."""

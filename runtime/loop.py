@@ -207,6 +207,7 @@ def play_live(
                 level = 1.0 if fade is None else fade.update(t_s)
                 resting = fade is not None and fade.resting
                 window_px = window.framebuffer_px
+                rgba = None  # the frame read back, once, for the take and the recording
                 if resting:
                     # Closed and dark: keep the bus drained and the feeds in step, but
                     # post nothing to the generator (or CLIP), so the GPU cools.
@@ -214,7 +215,7 @@ def play_live(
                     window.clear()
                 else:
                     player.step_live(frame, t_s, dt_s)
-                    capturing.see(player.compositor, out.size_px)
+                    rgba = capturing.see(player.compositor, out.size_px)
                     player.compositor.present(window.ctx.screen, window_px)
                     if level < 1.0:
                         shade.draw(player.compositor, level, window_px)
@@ -239,7 +240,8 @@ def play_live(
                     player.compositor.draw_overlay(overlay.texture, overlay.viewport(window_px))
                 window.swap()
                 if not resting and (recording.active or sender is not None):
-                    rgba = player.compositor.read_rgba(out.size_px)
+                    if rgba is None:  # after the swap: the frame is on screen first
+                        rgba = player.compositor.read_rgba(out.size_px)
                     recording.frame(rgba, t_s)
                     if sender is not None:
                         sender.offer(rgba)

@@ -21,7 +21,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
 import xdisplay
-from helpers import copy_show
+from helpers import copy_show, probe_frames
 from runtime.cli import main
 from runtime.render.live_record import (
     LiveRecorder,
@@ -38,21 +38,6 @@ from xdisplay import run_show
 display = xdisplay.display  # the Xvfb fixture
 
 AMEN = Path("/usr/share/sonic-pi/samples/loop_amen_full.flac")
-
-
-def probe_frames(path: Path) -> tuple[int, tuple[int, int]]:
-    """(frames decoded, (width, height)) of a video's first stream; decoding errors
-    fail the test."""
-    proc = subprocess.run(
-        [
-            "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-            "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", str(path),
-        ],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert proc.stderr == "", proc.stderr
-    width, height, frames = (int(x) for x in proc.stdout.strip().split(","))
-    return frames, (width, height)
 
 
 def decode_gray(path: Path, size_px: tuple[int, int]) -> np.ndarray:

@@ -24,7 +24,7 @@ from PIL import Image
 from pythonosc.udp_client import SimpleUDPClient
 
 import xdisplay
-from helpers import copy_show
+from helpers import copy_show, probe_frames
 from runtime.capture import CaptureSwitch, TakeCapture, fresh_name
 from runtime.cli import main
 from runtime.errors import ConfigError
@@ -112,7 +112,11 @@ def test_a_live_take_over_osc_and_jack_midi_renders_frame_exact(display, tmp_pat
         inputs = f'[inputs.osc]\nport = 0\n[inputs.midi]\nports = ["{port_name}"]\napi = "jack"\n'
         show = write_show(tmp_path, inputs)
         take = tmp_path / "set.take"
-        proc = run_show([str(show), "--capture", str(take), "--capture-frames"], display)
+        recording = tmp_path / "set.mkv"  # recorded too: one read-back serves both
+        proc = run_show(
+            [str(show), "--capture", str(take), "--capture-frames", "--record", str(recording)],
+            display,
+        )
         out = Output(proc)
         try:
             port = int(out.wait_for(r"OSC listening on 127\.0\.0\.1:(\d+)")[1])
@@ -147,6 +151,8 @@ def test_a_live_take_over_osc_and_jack_midi_renders_frame_exact(display, tmp_pat
     n = len(captured.frames)
     assert n > 40 and [f.frame for f in captured.frames] == list(range(n))
     assert all(f.pixels_digest for f in captured.frames)
+    recorded, size = probe_frames(recording)  # wall time at the show's fps
+    assert size == (96, 64) and recorded >= n // 2, (recorded, n)
 
     # The same size: the same mapped values and the same pixels on every frame.
     same = render_take(load_show(show), take, out=tmp_path / "same", progress=False)
