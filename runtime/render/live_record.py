@@ -21,7 +21,9 @@ same way through their own queue and a named pipe into the same file.
 
 The video's timeline is wall time: a frame at show time t is frame
 round((t - t0) * fps); a slot the loop left empty (a late or dropped frame) repeats
-the frame before it, a second frame in one slot is skipped. The sound starts at the
+the frame before it, a second frame in one slot is skipped, and the file is as long
+as the recording whatever the queue dropped (each frame is written once the next one
+says how long the screen held it). The sound starts at the
 same moment: the first block is placed by its arrival time, the rest follow by
 sample count, a dropped block is replaced by silence.
 
@@ -352,22 +354,32 @@ class Recording:
 
     def _write_video(self) -> None:
         stdin = self._proc.stdin
-        last: bytes | None = None
+        # A frame is written once the next one (or the end) says how many slots the
+        # screen held it for, so the file's length is the recording's whatever the
+        # queue dropped: a frame at or after the end is left out.
+        held: tuple[int, bytes] | None = None  # (its first slot, the frame)
         try:
             while (item := self._next(self._frames)) is not None:
                 t_s, rgba = item
                 slot = round((t_s - self.t0_s) * self.fps)
-                if slot < self.written:
+                if held is None:
+                    held = (self.written, rgba)  # the first frame also fills the start
+                    continue
+                if slot <= held[0]:
                     continue  # a second frame in one slot
-                for _ in range(slot - self.written):  # the screen held the last frame
-                    stdin.write(rgba if last is None else last)
-                stdin.write(rgba)
-                self.written = slot + 1
-                last = rgba
-            end_slot = round((self._end_s() - self.t0_s) * self.fps)
-            while last is not None and self.written < end_slot:
-                stdin.write(last)
-                self.written += 1
+                for _ in range(slot - held[0]):
+                    stdin.write(held[1])
+                self.written = slot
+                held = (slot, rgba)
+            if held is not None:
+                end_slot = (
+                    round((self.end_s - self.t0_s) * self.fps)
+                    if self.end_s is not None
+                    else held[0] + 1
+                )
+                for _ in range(max(end_slot - held[0], 0 if self.written else 1)):
+                    stdin.write(held[1])
+                    self.written += 1
         except OSError as exc:  # ffmpeg died: disk full, killed
             self._fail(f"ffmpeg stopped taking frames ({exc.strerror or exc})")
         finally:
