@@ -46,7 +46,7 @@ class Hud:
         self.texture: moderngl.Texture | None = None
         self.size_px = (0, 0)
         # Each line laid out once: most stay the same from one redraw to the next.
-        self._rows: dict[tuple[str, tuple[int, ...], int], list[np.ndarray]] = {}
+        self._rows: dict[tuple[str, tuple[int, ...], int, bool], list[np.ndarray]] = {}
         self._glyphs: dict[str, tuple[np.ndarray, float]] = {}
 
     def update(self, lines: list[str], warnings: list[str], max_width_px: int) -> None:
@@ -60,8 +60,8 @@ class Hud:
         Thread: main.
         """
         room_px = max_width_px - 2 * PAD_PX
-        rows = [row for line in lines for row in self._drawn(line, TEXT_RGBA, room_px)]
-        rows += [row for warning in warnings for row in self._drawn(warning, WARN_RGBA, room_px)]
+        rows = [row for line in lines for row in self._drawn(line, TEXT_RGBA, room_px, False)]
+        rows += [row for text in warnings for row in self._drawn(text, WARN_RGBA, room_px, True)]
         width = max((row.shape[1] for row in rows), default=2 * PAD_PX)
         height = len(rows) * LINE_PX + 2 * PAD_PX
         backing = np.empty((height, max(width, 1)), np.uint32)  # one RGBA pixel each
@@ -78,15 +78,17 @@ class Hud:
             self.size_px = size
         self.texture.write(np.ascontiguousarray(pixels[::-1]))  # GL rows run bottom-up
 
-    def _drawn(self, text: str, rgba: tuple[int, ...], room_px: int) -> list[np.ndarray]:
+    def _drawn(
+        self, text: str, rgba: tuple[int, ...], room_px: int, wrap: bool
+    ) -> list[np.ndarray]:
         """`text` drawn as rows of (LINE_PX, width, 4) pixels on the backing, padding
-        on both sides: a status line cut to one row, a warning wrapped (`_wrap`)."""
-        key = (text, rgba, room_px)
+        on both sides: cut to one row, or wrapped (`_wrap`)."""
+        key = (text, rgba, room_px, wrap)
         drawn = self._rows.get(key)
         if drawn is None:
             if len(self._rows) >= ROWS_KEPT:
                 self._rows.clear()
-            texts = [self._fit(text, room_px)] if rgba == TEXT_RGBA else self._wrap(text, room_px)
+            texts = self._wrap(text, room_px) if wrap else [self._fit(text, room_px)]
             drawn = self._rows[key] = [self._row(t, rgba) for t in texts]
         return drawn
 
