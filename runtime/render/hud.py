@@ -24,8 +24,6 @@ WARN_RGBA = (255, 120, 90, 255)
 BACK_RGBA = (0, 0, 0, 150)
 #: A problem takes at most this many lines (what to do is often at its end).
 WARN_LINES = 3
-#: Lines kept drawn between redraws (all are dropped when there are more).
-ROWS_KEPT = 256
 #: Characters kept drawn (about 600 bytes each).
 GLYPHS_KEPT = 4096
 _BACK_PIXEL = np.array(BACK_RGBA, np.uint8).view(np.uint32)[0]
@@ -45,7 +43,7 @@ class Hud:
         self.font = ImageFont.load_default(FONT_PX)
         self.texture: moderngl.Texture | None = None
         self.size_px = (0, 0)
-        # Each line laid out once: most stay the same from one redraw to the next.
+        # The last redraw's lines: most stay the same from one redraw to the next.
         self._rows: dict[tuple[str, tuple[int, ...], int, bool], list[np.ndarray]] = {}
         self._glyphs: dict[str, tuple[np.ndarray, float]] = {}
 
@@ -60,8 +58,11 @@ class Hud:
         Thread: main.
         """
         room_px = max_width_px - 2 * PAD_PX
-        rows = [row for line in lines for row in self._drawn(line, TEXT_RGBA, room_px, False)]
-        rows += [row for text in warnings for row in self._drawn(text, WARN_RGBA, room_px, True)]
+        kept, self._rows = self._rows, {}  # only this redraw's lines are kept for the next
+        rows = [row for line in lines for row in self._drawn(kept, line, TEXT_RGBA, room_px, False)]
+        rows += [
+            row for text in warnings for row in self._drawn(kept, text, WARN_RGBA, room_px, True)
+        ]
         width = max((row.shape[1] for row in rows), default=2 * PAD_PX)
         height = len(rows) * LINE_PX + 2 * PAD_PX
         backing = np.empty((height, max(width, 1)), np.uint32)  # one RGBA pixel each
@@ -79,17 +80,17 @@ class Hud:
         self.texture.write(np.ascontiguousarray(pixels[::-1]))  # GL rows run bottom-up
 
     def _drawn(
-        self, text: str, rgba: tuple[int, ...], room_px: int, wrap: bool
+        self, kept: dict, text: str, rgba: tuple[int, ...], room_px: int, wrap: bool
     ) -> list[np.ndarray]:
         """`text` drawn as rows of (LINE_PX, width, 4) pixels on the backing, padding
-        on both sides: cut to one row, or wrapped (`_wrap`)."""
+        on both sides: cut to one row, or wrapped (`_wrap`); taken from `kept` (the
+        last redraw's) when it was drawn then."""
         key = (text, rgba, room_px, wrap)
-        drawn = self._rows.get(key)
+        drawn = self._rows.get(key) or kept.get(key)
         if drawn is None:
-            if len(self._rows) >= ROWS_KEPT:
-                self._rows.clear()
             texts = self._wrap(text, room_px) if wrap else [self._fit(text, room_px)]
-            drawn = self._rows[key] = [self._row(t, rgba) for t in texts]
+            drawn = [self._row(t, rgba) for t in texts]
+        self._rows[key] = drawn
         return drawn
 
     def _row(self, text: str, rgba: tuple[int, ...]) -> np.ndarray:
