@@ -452,6 +452,19 @@ def offline_player(show: Show) -> Iterator[Player]:
         ctx.release()
 
 
+def say_if_stopped(stop: StopFlag, done: int, total: int, out: Path) -> None:
+    """Log that an offline render was stopped early, and what it kept (a show's or
+    a take's render). Thread: main."""
+    if stop.requested:
+        log.warning(
+            "render stopped by %s after %d of %d frames; %s keeps them",
+            stop.reason,
+            done,
+            total,
+            out,
+        )
+
+
 def pipelined(
     player: Player, clocks: Sequence[tuple[int, float, float]], stop: StopFlag
 ) -> Iterator[tuple[int, dict[str, float], np.ndarray]]:
@@ -511,14 +524,7 @@ def _render(
                 stats.record((time.perf_counter() - begin) * 1000.0, False)
                 bar.update(1)
                 begin = time.perf_counter()
-            if stop.requested:
-                log.warning(
-                    "render stopped by %s after %d of %d frames; %s keeps them",
-                    stop.reason,
-                    stats.frames,
-                    frames,
-                    out,
-                )
+            say_if_stopped(stop, stats.frames, frames, out)
         finally:
             bar.close()
             recorder.close()

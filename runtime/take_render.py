@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import ConfigError
-from runtime.loop import FrameStats, offline_player, pipelined
+from runtime.loop import FrameStats, offline_player, pipelined, say_if_stopped
 from runtime.render.recorder import VIDEO_SUFFIXES, open_recorder
 from runtime.show import Show
 from runtime.shutdown import StopFlag
@@ -230,14 +230,7 @@ def _render(
                 stats.record((time.perf_counter() - begin) * 1000.0, False)
                 bar.update(1)
                 begin = time.perf_counter()
-            if stop.requested:
-                log.warning(
-                    "render stopped by %s after %d of %d frames; %s keeps them",
-                    stop.reason,
-                    report.frames,
-                    len(frames),
-                    out,
-                )
+            say_if_stopped(stop, report.frames, len(frames), out)
         finally:
             bar.close()
             recorder.close()
